@@ -1,0 +1,202 @@
+"""The Seedream 4.0 sequential request: options, their limits, and the prompt/count rule.
+
+The API wants the prompt to state how many images to make, and that number to match
+`sequential_image_generation_options` (the maximum, which sets the price). `build_request` keeps
+the two aligned: a count stated in the prompt is used when no count option is given, a prompt
+without a count gets one prepended, and a contradiction is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+MAX_PROMPT_CHARS = 600
+MIN_IMAGES, MAX_IMAGES = 1, 15
+DEFAULT_IMAGES = 3
+MAX_SEED = 2_147_483_647
+MODEL_PATH = "bytedance/seedream-4-0/sequential"
+
+
+class ValidationError(ValueError):
+    """An option a user gave is not acceptable; the message is written for that user."""
+
+
+class Aspect(Enum):
+    """The eight sizes the model accepts; the value is the API's `image_size` string."""
+
+    SQUARE = "2048:2048 (1:1)"
+    LANDSCAPE_4_3 = "2304:1728 (4:3)"
+    PORTRAIT_3_4 = "1728:2304 (3:4)"
+    LANDSCAPE_16_9 = "2560:1440 (16:9)"
+    PORTRAIT_9_16 = "1440:2560 (9:16)"
+    LANDSCAPE_3_2 = "2496:1664 (3:2)"
+    PORTRAIT_2_3 = "1664:2496 (2:3)"
+    ULTRAWIDE_21_9 = "3024:1296 (21:9)"
+
+    @property
+    def ratio(self) -> str:
+        return self.value.split("(")[1].rstrip(")")
+
+    @property
+    def pixels(self) -> tuple[int, int]:
+        width, height = self.value.split(" ")[0].split(":")
+        return int(width), int(height)
+
+    @property
+    def label(self) -> str:
+        """A choice name for Discord, like `16:9 landscape (2560×1440)`."""
+        width, height = self.pixels
+        shape = "square" if width == height else ("landscape" if width > height else "portrait")
+        if self is Aspect.ULTRAWIDE_21_9:
+            shape = "ultrawide"
+        return f"{self.ratio} {shape} ({width}×{height})"
+
+    @classmethod
+    def parse(cls, value: str | Aspect) -> Aspect:
+        if isinstance(value, Aspect):
+            return value
+        text = value.strip().lower().replace("x", ":").replace("×", ":")
+        for aspect in cls:
+            if text in (aspect.value.lower(), aspect.ratio, aspect.value.split(" ")[0]):
+                return aspect
+        choices = ", ".join(a.ratio for a in cls)
+        raise ValidationError(f"Unknown aspect ratio “{value}”. Choose one of: {choices}.")
+
+
+DEFAULT_ASPECT = Aspect.LANDSCAPE_16_9
+
+
+class Mode(Enum):
+    FAST = "fast"
+    STANDARD = "standard"
+
+    @classmethod
+    def parse(cls, value: str | Mode) -> Mode:
+        if isinstance(value, Mode):
+            return value
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            raise ValidationError(f"Unknown mode “{value}”. Choose fast or standard.") from None
+
+
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "a single": 1, "single": 1,
+}  # fmt: skip
+_NOUNS = r"(?:images?|pictures?|pics?|photos?|photographs?|illustrations?|frames?|panels?|shots?|variations?)"
+_COUNT_RE = re.compile(
+    r"\b(?P<count>\d{1,3}|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")"
+    r"\s+(?:[a-z-]+\s+){0,2}?" + _NOUNS + r"\b",
+    re.IGNORECASE,
+)
+
+
+def stated_count(prompt: str) -> int | None:
+    """The number of images a prompt asks for ("5 images", "five photos"), if it states one."""
+    match = _COUNT_RE.search(prompt)
+    if match is None:
+        return None
+    word = match.group("count").lower()
+    return int(word) if word.isdigit() else _NUMBER_WORDS[word]
+
+
+@dataclass(frozen=True)
+class SeedreamRequest:
+    """A validated request; `text` is exactly what is sent (it states the count)."""
+
+    prompt: str
+    text: str
+    images: int
+    aspect: Aspect = DEFAULT_ASPECT
+    seed: int | None = None
+    mode: Mode = Mode.FAST
+
+    def to_input(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "text": self.text,
+            "sequential_image_generation_options": self.images,
+            "image_size": self.aspect.value,
+            "optimize_prompt_options": self.mode.value,
+            "sequential_image_generation": "auto",
+        }
+        if self.seed is not None:
+            payload["seed"] = self.seed
+        return payload
+
+    def options(self) -> dict[str, Any]:
+        """The user's options, for storage; `build_request(**options)` rebuilds the same request."""
+        return {
+            "prompt": self.prompt,
+            "images": self.images,
+            "aspect": self.aspect.value,
+            "seed": self.seed,
+            "mode": self.mode.value,
+        }
+
+
+def _check_images(images: int) -> int:
+    if isinstance(images, bool) or not isinstance(images, int) or not MIN_IMAGES <= images <= MAX_IMAGES:
+        raise ValidationError(f"The number of images must be between {MIN_IMAGES} and {MAX_IMAGES}.")
+    return images
+
+
+def _check_seed(seed: int | None) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValidationError(f"The seed must be a whole number from 0 to {MAX_SEED}.")
+    return seed
+
+
+def _count_prefix(images: int) -> str:
+    return f"Generate {images} image{'s' if images != 1 else ''}: "
+
+
+def build_request(
+    prompt: str,
+    images: int | None = None,
+    aspect: str | Aspect = DEFAULT_ASPECT,
+    seed: int | None = None,
+    mode: str | Mode = Mode.FAST,
+) -> SeedreamRequest:
+    """Validate a user's options and align the prompt with the image count."""
+    if not isinstance(prompt, str):
+        raise ValidationError("The prompt must be text.")
+    prompt = " ".join(prompt.split())
+    if not prompt:
+        raise ValidationError("The prompt is empty: describe the images you want.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValidationError(
+            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}. Please shorten it."
+        )
+    aspect = Aspect.parse(aspect)
+    mode = Mode.parse(mode)
+    seed = _check_seed(seed)
+    in_prompt = stated_count(prompt)
+
+    if in_prompt is not None:
+        if not MIN_IMAGES <= in_prompt <= MAX_IMAGES:
+            raise ValidationError(
+                f"The prompt asks for {in_prompt} images; a set has {MIN_IMAGES} to {MAX_IMAGES} images."
+            )
+        if images is not None and _check_images(images) != in_prompt:
+            raise ValidationError(
+                f"The prompt asks for {in_prompt} images but the images option says {images}. "
+                "Make them match, or leave the images option out."
+            )
+        return SeedreamRequest(prompt, prompt, in_prompt, aspect, seed, mode)
+
+    count = DEFAULT_IMAGES if images is None else _check_images(images)
+    text = _count_prefix(count) + prompt
+    if len(text) > MAX_PROMPT_CHARS:
+        room = MAX_PROMPT_CHARS - len(_count_prefix(count))
+        raise ValidationError(
+            f"The prompt is {len(prompt)} characters long. Please keep it to {room} characters, "
+            f"or say the number of images in it (for example “{count} images of …”)."
+        )
+    return SeedreamRequest(prompt, text, count, aspect, seed, mode)

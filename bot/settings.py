@@ -1,0 +1,187 @@
+"""Every setting, read from the environment (and `.env`, which the environment overrides).
+
+A missing or malformed setting raises `SettingsError` with one line naming the variable and what
+is expected. Secrets are kept out of `repr()` so a settings object can be logged safely.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+QUOTA_PERIODS = ("day", "week", "month")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message is one line fit to print."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: str = field(default="", repr=False)
+    runcomfy_api_token: str = field(default="", repr=False)
+    runcomfy_base_url: str = "https://model-api.runcomfy.net"
+    discord_api_base_url: str = "https://discord.com/api/v10"
+    database_path: Path = Path("data/seedream.db")
+    heartbeat_path: Path = Path("data/heartbeat")
+    log_level: str = "INFO"
+    log_format: str = "text"
+    dev_guild_id: int | None = None
+    quota_default_images: int = 30
+    quota_period: str = "day"
+    quota_max_concurrent_jobs: int = 2
+    poll_interval_seconds: float = 2.0
+    poll_max_interval_seconds: float = 10.0
+    job_deadline_seconds: float = 1800.0
+    runcomfy_max_concurrent_requests: int = 16
+    download_max_bytes: int = 40 * 1024 * 1024
+    download_concurrency: int = 4
+    status_edit_interval_seconds: float = 2.0
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("a URL starting with http:// or https://")
+    return value.rstrip("/")
+
+
+def _int_min(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"a whole number >= {minimum}") from None
+        if number < minimum:
+            raise ValueError(f"a whole number >= {minimum}")
+        return number
+
+    return parse
+
+
+def _float_min(minimum: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"a number >= {minimum:g}") from None
+        if number < minimum:
+            raise ValueError(f"a number >= {minimum:g}")
+        return number
+
+    return parse
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        normalised = value.upper() if upper else value.lower()
+        if normalised not in options:
+            raise ValueError("one of " + ", ".join(options))
+        return normalised
+
+    return parse
+
+
+def _optional_snowflake(value: str) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValueError("a Discord server id (digits only) or empty")
+    return int(value)
+
+
+# environment variable -> (field name, parser)
+_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "DISCORD_TOKEN": ("discord_token", _text),
+    "RUNCOMFY_API_TOKEN": ("runcomfy_api_token", _text),
+    "RUNCOMFY_BASE_URL": ("runcomfy_base_url", _url),
+    "DISCORD_API_BASE_URL": ("discord_api_base_url", _url),
+    "DATABASE_PATH": ("database_path", Path),
+    "HEARTBEAT_PATH": ("heartbeat_path", Path),
+    "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
+    "LOG_FORMAT": ("log_format", _choice(LOG_FORMATS)),
+    "DEV_GUILD_ID": ("dev_guild_id", _optional_snowflake),
+    "QUOTA_DEFAULT_IMAGES": ("quota_default_images", _int_min(0)),
+    "QUOTA_PERIOD": ("quota_period", _choice(QUOTA_PERIODS)),
+    "QUOTA_MAX_CONCURRENT_JOBS": ("quota_max_concurrent_jobs", _int_min(1)),
+    "POLL_INTERVAL_SECONDS": ("poll_interval_seconds", _float_min(0.05)),
+    "POLL_MAX_INTERVAL_SECONDS": ("poll_max_interval_seconds", _float_min(0.05)),
+    "JOB_DEADLINE_SECONDS": ("job_deadline_seconds", _float_min(1)),
+    "RUNCOMFY_MAX_CONCURRENT_REQUESTS": ("runcomfy_max_concurrent_requests", _int_min(1)),
+    "DOWNLOAD_MAX_BYTES": ("download_max_bytes", _int_min(1024)),
+    "DOWNLOAD_CONCURRENCY": ("download_concurrency", _int_min(1)),
+    "STATUS_EDIT_INTERVAL_SECONDS": ("status_edit_interval_seconds", _float_min(0)),
+}
+
+REQUIRED_FOR = {
+    "bot": ("DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"),
+    "generate": ("RUNCOMFY_API_TOKEN",),
+    "none": (),
+}
+
+_HINTS = {
+    "DISCORD_TOKEN": "the bot token from the Discord developer portal (Bot > Reset Token)",
+    "RUNCOMFY_API_TOKEN": "your RunComfy API key (RunComfy profile > API Keys)",
+}
+
+
+def read_environment(env_file: str | os.PathLike[str] | None = ".env") -> dict[str, str]:
+    """`.env` values overlaid by the real environment (the environment wins)."""
+    merged: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return merged
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    require: str = "bot",
+    create_dirs: bool = True,
+) -> Settings:
+    """Build `Settings` from `environ` (default: `.env` + the process environment)."""
+    env = read_environment() if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, (attr, parse) in _PARSERS.items():
+        raw = env.get(name)
+        if raw is None:
+            continue
+        raw = raw.strip()
+        if raw == "" and attr not in ("dev_guild_id",):
+            continue
+        try:
+            values[attr] = parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name} is invalid: expected {exc}.") from None
+    for name in REQUIRED_FOR[require]:
+        attr = _PARSERS[name][0]
+        if not values.get(attr):
+            raise SettingsError(f"{name} is not set: put {_HINTS[name]} in .env or the environment.")
+    settings = Settings(**values)
+    if settings.poll_max_interval_seconds < settings.poll_interval_seconds:
+        raise SettingsError("POLL_MAX_INTERVAL_SECONDS is invalid: expected a number >= POLL_INTERVAL_SECONDS.")
+    if create_dirs:
+        for path in (settings.database_path, settings.heartbeat_path):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SettingsError(
+                    f"DATABASE_PATH/HEARTBEAT_PATH folder {path.parent} cannot be created: {exc.strerror}."
+                ) from None
+    return settings
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """The secret values, for log redaction."""
+    return [getattr(settings, f.name) for f in fields(settings) if not f.repr and getattr(settings, f.name)]

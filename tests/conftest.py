@@ -1,0 +1,5 @@
+pytest_plugins = [
+    "tests.fixtures.runcomfy",
+    "tests.fixtures.storage",
+    "tests.fixtures.discord",
+]

@@ -1,0 +1,77 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings, SettingsError, load_settings, read_environment, secrets_of
+
+TOKENS = {"DISCORD_TOKEN": "discord-secret", "RUNCOMFY_API_TOKEN": "runcomfy-secret"}
+
+
+def test_defaults_with_tokens(tmp_path):
+    s = load_settings({**TOKENS, "DATABASE_PATH": str(tmp_path / "x" / "db.sqlite")})
+    assert s.runcomfy_base_url == "https://model-api.runcomfy.net"
+    assert s.quota_period == "day"
+    assert (tmp_path / "x").is_dir()
+
+
+@pytest.mark.parametrize("missing", ["DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"])
+def test_missing_token_names_the_variable(missing):
+    env = {k: v for k, v in TOKENS.items() if k != missing}
+    with pytest.raises(SettingsError, match=missing):
+        load_settings(env, create_dirs=False)
+
+
+def test_generate_needs_only_runcomfy_token():
+    s = load_settings({"RUNCOMFY_API_TOKEN": "t"}, require="generate", create_dirs=False)
+    assert s.discord_token == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("QUOTA_DEFAULT_IMAGES", "-1", "whole number >= 0"),
+        ("QUOTA_PERIOD", "year", "one of day, week, month"),
+        ("RUNCOMFY_BASE_URL", "ftp://x", "URL"),
+        ("POLL_INTERVAL_SECONDS", "fast", "number"),
+        ("LOG_LEVEL", "LOUD", "one of DEBUG"),
+        ("DEV_GUILD_ID", "abc", "digits"),
+    ],
+)
+def test_malformed_values_are_named(name, value, expected):
+    with pytest.raises(SettingsError) as err:
+        load_settings({**TOKENS, name: value}, create_dirs=False)
+    assert name in str(err.value) and expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_secrets_hidden_from_repr():
+    s = load_settings(TOKENS, create_dirs=False)
+    assert "secret" not in repr(s)
+    assert sorted(secrets_of(s)) == ["discord-secret", "runcomfy-secret"]
+    assert isinstance(s, Settings)
+
+
+def test_environment_wins_over_dotenv(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("LOG_LEVEL=DEBUG\nQUOTA_PERIOD=week\n")
+    monkeypatch.setenv("LOG_LEVEL", "ERROR")
+    merged = read_environment(env_file)
+    assert merged["LOG_LEVEL"] == "ERROR" and merged["QUOTA_PERIOD"] == "week"
+
+
+def test_python_m_bot_without_tokens_exits_2_with_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(Path.cwd())},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert "DISCORD_TOKEN" in proc.stderr

@@ -86,12 +86,13 @@ class Mode(Enum):
 _NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
     "a single": 1, "single": 1,
 }  # fmt: skip
 _NOUNS = r"(?:images?|pictures?|pics?|photos?|photographs?|illustrations?|frames?|panels?|shots?|variations?)"
 _COUNT_RE = re.compile(
     r"\b(?P<count>\d{1,3}|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")"
-    r"\s+(?:[a-z-]+\s+){0,2}?" + _NOUNS + r"\b",
+    r"\s+(?:(?!(?:of|or|and|to)\b)[a-z-]+\s+){0,2}?" + _NOUNS + r"\b",
     re.IGNORECASE,
 )
 

@@ -1,0 +1,398 @@
+"""Async client for RunComfy's model API (Seedream 4.0 sequential), with typed results and errors.
+
+Retry rule. Status, result, cancel and downloads are idempotent: they are retried on 429, 5xx and transport errors
+(connect/read errors, time-outs) within the `RetryPolicy` bounds, then the last error is raised, typed.
+A submit is paid, so it is repeated only when the request surely never reached the server: a refused connection or
+a connect (or connection-pool) time-out. Anything that fails once sending has begun is never repeated here:
+- a write or read time-out, or a broken connection: `SubmissionOutcomeUnknown` (the job may exist);
+- a 5xx answer, or a 2xx answer that cannot be read: `SubmissionOutcomeUnknown` carrying the status (a server fault
+  says nothing about whether the job was queued);
+- a 429 or another 4xx answer (or a 2xx body with a non-5xx `error_code`): the typed error, since the request was
+  definitely not accepted; a caller may submit again later (see `RateLimitedError.retry_after`).
+
+The token goes only to the API base URL: downloads of outputs carry no Authorization header (nor any API header),
+also when a shared `httpx.AsyncClient` is passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pathlib
+import urllib.parse
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import httpx
+
+from bot.retry import RetryPolicy
+from bot.runcomfy_errors import (
+    AuthError,
+    DownloadTooLargeError,
+    InsufficientBalanceError,
+    InvalidInputError,
+    InvalidRequestIdError,
+    NotFoundError,
+    RateLimitedError,
+    RunComfyError,
+    ServerError,
+    SubmissionOutcomeUnknown,
+    TransportError,
+    check_request_id,
+    download_answer_error,
+    error_from_answer,
+    has_error_code,
+    is_retryable,
+    malformed_answer,
+    retry_after_of,
+    transport_error,
+)
+from bot.seedream import MODEL_PATH, SeedreamRequest
+
+__all__ = [
+    "AuthError", "CancelOutcome", "CancelResult", "DownloadTooLargeError", "InsufficientBalanceError",
+    "InvalidInputError", "InvalidRequestIdError", "JobHandle", "JobResult", "JobStatus", "NotFoundError",
+    "RateLimitedError", "RemoteState", "RunComfyClient", "RunComfyError", "ServerError", "SubmissionOutcomeUnknown",
+    "TransportError",
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
+SUBMIT_PATH = f"/v1/models/{MODEL_PATH}"
+# Well-formed, but no job has it: asking its status spends nothing and proves the token is accepted.
+TOKEN_CHECK_REQUEST_ID = "00000000-0000-0000-0000-000000000000"
+_DOWNLOAD_WRITE_CHUNK = 1024 * 1024
+_UNKNOWN_SEEN: set[str] = set()
+
+
+class RemoteState(Enum):
+    """A job's status at RunComfy."""
+
+    QUEUED = "in_queue"
+    RUNNING = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> RemoteState:
+        """The state for any spelling RunComfy uses; an unknown one is logged and becomes UNKNOWN."""
+        key = raw.strip().lower().replace("-", "_").replace(" ", "_") if isinstance(raw, str) else None
+        state = _STATE_SPELLINGS.get(key) if key else None
+        if state is None:
+            seen = raw if isinstance(raw, str) else repr(raw)
+            level = logging.DEBUG if seen in _UNKNOWN_SEEN else logging.WARNING  # polled every few seconds: warn once
+            if len(_UNKNOWN_SEEN) < 100:
+                _UNKNOWN_SEEN.add(seen)
+            log.log(level, "RunComfy sent an unknown job status %r; it will be polled again", raw)
+            return cls.UNKNOWN
+        return state
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RemoteState.COMPLETED, RemoteState.CANCELLED, RemoteState.FAILED)
+
+
+_STATE_SPELLINGS = {
+    "in_queue": RemoteState.QUEUED, "queued": RemoteState.QUEUED,
+    "in_progress": RemoteState.RUNNING, "running": RemoteState.RUNNING,
+    "completed": RemoteState.COMPLETED, "succeeded": RemoteState.COMPLETED,
+    "cancelled": RemoteState.CANCELLED, "canceled": RemoteState.CANCELLED,
+    "failed": RemoteState.FAILED,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    request_id: str
+    status_url: str | None
+    result_url: str | None
+    cancel_url: str | None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    request_id: str
+    state: RemoteState
+    queue_position: int | None  # only while queued
+    raw_state: str
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A job's result; before completion it holds the current state and no images, so it can be polled."""
+
+    request_id: str
+    state: RemoteState
+    image_urls: tuple[str, ...]
+    error: str | None
+    created_at: str | None
+    finished_at: str | None
+
+
+class CancelOutcome(Enum):
+    CANCELLED = "cancelled"
+    NOT_CANCELLABLE = "not_cancellable"
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    request_id: str
+    outcome: CancelOutcome
+    state: RemoteState
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _error_text(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("error_message") or value.get("message") or value.get("detail")
+    if isinstance(value, str) and value.strip():
+        text = " ".join(value.split())
+        return text if len(text) <= 300 else text[:299] + "…"
+    return None
+
+
+def _image_urls(output: Any) -> tuple[str, ...]:
+    """`output.images` in order, then `output.image` if it is not already among them."""
+    if not isinstance(output, dict):
+        return ()
+    urls: list[str] = []
+    images = output.get("images")
+    for item in images if isinstance(images, list) else ():
+        url = item.get("url") if isinstance(item, dict) else item
+        if isinstance(url, str) and url and url not in urls:
+            urls.append(url)
+    single = output.get("image")
+    if isinstance(single, str) and single and single not in urls:
+        urls.append(single)
+    return tuple(urls)
+
+
+def _loggable_url(url: str) -> str:
+    """An output URL without its query string (signed URLs carry credentials there)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+class RunComfyClient:
+    """One client per process; safe to share between tasks. Concurrent API calls are capped by a semaphore."""
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrent_requests: int = 16,
+        connect_timeout: float = 10.0,
+        submit_read_timeout: float = 90.0,
+        poll_read_timeout: float = 20.0,
+    ) -> None:
+        if not token:
+            raise ValueError("a RunComfy API token is required")
+        self._token = token
+        self._base_url = base_url.rstrip("/")
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+        self._retry = retry or RetryPolicy()
+        self._semaphore = asyncio.Semaphore(max_concurrent_requests)
+        # pool=None: waiting for a pooled connection is bounded by the semaphore and the other calls' time-outs.
+        self._submit_timeout = httpx.Timeout(connect_timeout, read=submit_read_timeout, pool=None)
+        self._poll_timeout = httpx.Timeout(connect_timeout, read=poll_read_timeout, pool=None)
+
+    def __repr__(self) -> str:
+        return f"RunComfyClient(base_url={self._base_url!r})"
+
+    async def __aenter__(self) -> RunComfyClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def submit(self, request: SeedreamRequest) -> JobHandle:
+        """Queue a job. Never repeated once it may have reached RunComfy (see the module docstring)."""
+        payload = request.to_input()
+
+        async def attempt() -> dict[str, Any]:
+            return await self._call("POST", SUBMIT_PATH, self._submit_timeout, json=payload)
+
+        try:
+            body = await self._retry.run(
+                attempt, is_retryable=lambda exc: isinstance(exc, TransportError) and not exc.may_have_reached_server
+            )
+        except TransportError as exc:
+            if not exc.may_have_reached_server:
+                raise
+            raise SubmissionOutcomeUnknown(f"submit sent but not confirmed: {exc.message}") from exc
+        except ServerError as exc:
+            raise SubmissionOutcomeUnknown(
+                f"submit answered by a server fault: {exc.message}", status=exc.status, error_code=exc.error_code
+            ) from exc
+        try:
+            request_id = check_request_id(body.get("request_id"))
+        except InvalidRequestIdError:
+            raise SubmissionOutcomeUnknown("submit answer has no usable request_id", status=200) from None
+        log.debug("runcomfy submit request_id=%s images=%d", request_id, request.images)
+        urls = (_optional_str(body.get(key)) for key in ("status_url", "result_url", "cancel_url"))
+        return JobHandle(request_id, *urls)
+
+    async def status(self, request_id: str) -> JobStatus:
+        request_id = check_request_id(request_id)
+        body = await self._idempotent("GET", f"/v1/requests/{request_id}/status")
+        raw = body.get("status")
+        state = RemoteState.parse(raw)
+        position = body.get("queue_position")
+        if state is not RemoteState.QUEUED or isinstance(position, bool) or not isinstance(position, int):
+            position = None
+        log.debug("runcomfy status request_id=%s state=%s position=%s", request_id, state.value, position)
+        return JobStatus(request_id, state, position, raw if isinstance(raw, str) else "")
+
+    async def result(self, request_id: str) -> JobResult:
+        request_id = check_request_id(request_id)
+        body = await self._idempotent("GET", f"/v1/requests/{request_id}/result")
+        state = RemoteState.parse(body.get("status"))
+        images = _image_urls(body.get("output"))
+        error = _error_text(body.get("error"))
+        if state is RemoteState.COMPLETED and not images and error is not None:
+            state = RemoteState.FAILED
+        if state is RemoteState.FAILED and error is None:
+            error = "the job failed at RunComfy"
+        if state is not RemoteState.COMPLETED:
+            images = ()
+        log.debug("runcomfy result request_id=%s state=%s images=%d", request_id, state.value, len(images))
+        created, finished = _optional_str(body.get("created_at")), _optional_str(body.get("finished_at"))
+        return JobResult(request_id, state, images, error, created, finished)
+
+    async def cancel(self, request_id: str) -> CancelResult:
+        """Cancel a queued job; a running or finished one answers NOT_CANCELLABLE."""
+        request_id = check_request_id(request_id)
+        body = await self._idempotent("POST", f"/v1/requests/{request_id}/cancel")
+        state = RemoteState.parse(body.get("status"))
+        raw_outcome = body.get("outcome")
+        raw_outcome = raw_outcome.strip().lower() if isinstance(raw_outcome, str) else ""
+        if raw_outcome in ("cancelled", "canceled"):
+            outcome = CancelOutcome.CANCELLED
+        elif raw_outcome == "not_cancellable":
+            outcome = CancelOutcome.NOT_CANCELLABLE
+        else:
+            outcome = CancelOutcome.CANCELLED if state is RemoteState.CANCELLED else CancelOutcome.NOT_CANCELLABLE
+        if outcome is CancelOutcome.CANCELLED and state is RemoteState.UNKNOWN:
+            state = RemoteState.CANCELLED
+        log.debug("runcomfy cancel request_id=%s outcome=%s state=%s", request_id, outcome.value, state.value)
+        return CancelResult(request_id, outcome, state)
+
+    async def check_token(self) -> None:
+        """Raise `AuthError` if the token is refused; spends nothing (asks the status of a job that cannot exist)."""
+        try:
+            await self.status(TOKEN_CHECK_REQUEST_ID)
+        except (NotFoundError, InvalidInputError):
+            pass  # the server got past authentication to look the id up
+        log.debug("runcomfy check_token accepted")
+
+    async def download(self, url: str, *, max_bytes: int, dest: pathlib.Path | None = None) -> bytes | pathlib.Path:
+        """Fetch an output: bytes, or the file `dest` (written off the event loop, replaced only when complete)."""
+        if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise InvalidInputError("output URL is not http or https")
+
+        async def attempt() -> bytes | pathlib.Path:
+            return await self._download_once(url, max_bytes, dest)
+
+        result = await self._retry.run(attempt, is_retryable=is_retryable, retry_after=retry_after_of)
+        log.debug("runcomfy download %s done", _loggable_url(url))
+        return result
+
+    async def _idempotent(self, method: str, path: str) -> dict[str, Any]:
+        async def attempt() -> dict[str, Any]:
+            return await self._call(method, path, self._poll_timeout)
+
+        return await self._retry.run(attempt, is_retryable=is_retryable, retry_after=retry_after_of)
+
+    async def _call(self, method: str, path: str, timeouts: httpx.Timeout, json: Any = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        try:
+            async with self._semaphore:
+                response = await self._http.request(
+                    method, self._base_url + path, json=json, headers=headers, timeout=timeouts
+                )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, secrets=(self._token,)) from exc
+        return self._decode(response)
+
+    def _decode(self, response: httpx.Response) -> dict[str, Any]:
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        secrets = (self._token,)
+        if not 200 <= status < 300:
+            raise error_from_answer(status, body, response.headers, secrets=secrets)
+        if not isinstance(body, dict):
+            raise malformed_answer(status, "not a JSON object")
+        if has_error_code(body):
+            raise error_from_answer(status, body, response.headers, secrets=secrets)
+        return body
+
+    async def _download_once(self, url: str, max_bytes: int, dest: pathlib.Path | None) -> bytes | pathlib.Path:
+        request = self._http.build_request("GET", url, timeout=self._poll_timeout)
+        for name in ("Authorization", "Proxy-Authorization", "Cookie"):
+            request.headers.pop(name, None)
+        try:
+            response = await self._http.send(request, stream=True, follow_redirects=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, secrets=(self._token,)) from exc
+        try:
+            refusal = download_answer_error(response, max_bytes)
+            if refusal is not None:
+                raise refusal
+            return await _read_body(response, max_bytes, dest)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, secrets=(self._token,)) from exc
+        finally:
+            await response.aclose()
+
+
+async def _read_body(response: httpx.Response, max_bytes: int, dest: pathlib.Path | None) -> bytes | pathlib.Path:
+    """The body, size-capped: in memory, or into `dest` through a `.part` file written off the event loop."""
+    partial = None if dest is None else dest.with_name(dest.name + ".part")
+    handle = None if partial is None else await asyncio.to_thread(partial.open, "wb")
+    data = bytearray()
+    size = 0
+    complete = False
+    try:
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise DownloadTooLargeError(f"output is over the {max_bytes} byte limit", limit=max_bytes)
+            data += chunk
+            if handle is not None and len(data) >= _DOWNLOAD_WRITE_CHUNK:
+                await asyncio.to_thread(handle.write, bytes(data))
+                data.clear()
+        if handle is None:
+            return bytes(data)
+        await asyncio.to_thread(handle.write, bytes(data))
+        complete = True
+        return dest
+    finally:
+        if handle is not None:
+            await asyncio.to_thread(_finish_file, handle, partial, dest, complete)
+
+
+def _finish_file(handle: Any, partial: pathlib.Path, dest: pathlib.Path, complete: bool) -> None:
+    handle.close()
+    if complete:
+        os.replace(partial, dest)
+    else:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,264 @@
+"""`seedream-bot generate` end to end: a real `python -m bot generate` process against the fake RunComfy."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import cli_generate
+from bot.__main__ import main as bot_main
+from bot.runcomfy import JobStatus, RemoteState
+from tests.fakes.runcomfy import make_png
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli_env(fake, tmp_path: Path, **overrides: str) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "RUNCOMFY_API_TOKEN": fake.token,
+        "RUNCOMFY_BASE_URL": fake.base_url,
+        "POLL_INTERVAL_SECONDS": "0.05",
+        "POLL_MAX_INTERVAL_SECONDS": "0.1",
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v}
+
+
+async def start_cli(fake, tmp_path: Path, *args: str, **env: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "generate",
+        *args,
+        cwd=tmp_path,
+        env=cli_env(fake, tmp_path, **env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def run_cli(fake, tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    process = await start_cli(fake, tmp_path, *args, **env)
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    return process.returncode, out.decode(), err.decode()
+
+
+async def read_until(process: asyncio.subprocess.Process, text: str) -> str:
+    """stderr lines up to and including the first one containing `text`."""
+    seen = ""
+    while text not in seen:
+        line = await asyncio.wait_for(process.stderr.readline(), 30)
+        assert line, f"the command ended before saying {text!r}: {seen}"
+        seen += line.decode()
+    return seen
+
+
+def assert_clean(err: str, token: str) -> None:
+    assert "Traceback" not in err
+    assert token not in err
+
+
+async def test_generates_downloads_and_prints_the_paths(fake_runcomfy, tmp_path):
+    fake_runcomfy.next_job(queue_seconds=0.3, queue_position=3, run_seconds=0.2, image_bytes=5000)
+
+    options = ["--images", "3", "--aspect", "16:9", "--seed", "7", "--mode", "standard", "--out", "set"]
+    code, out, err = await run_cli(fake_runcomfy, tmp_path, "a lighthouse", *options)
+
+    assert code == 0, err
+    [rid] = fake_runcomfy.jobs
+    paths = out.splitlines()
+    assert paths == [f"set/{rid}_0{i}.png" for i in (1, 2, 3)]
+    for i, path in enumerate(paths, 1):
+        assert (tmp_path / path).read_bytes() == make_png(5000, i)
+    assert fake_runcomfy.submits[0].json == {
+        "text": "Generate 3 images: a lighthouse",
+        "sequential_image_generation_options": 3,
+        "image_size": "2560:1440 (16:9)",
+        "optimize_prompt_options": "standard",
+        "sequential_image_generation": "auto",
+        "seed": 7,
+    }
+    assert "Queued at RunComfy, position 3" in err and "Generating 3 images" in err and "Done in" in err
+    assert "\r" not in err  # plain lines when stderr is not a terminal
+    assert_clean(err + out, fake_runcomfy.token)
+    assert all("Authorization" not in r.headers for r in fake_runcomfy.requests if r.site == "output")
+
+
+async def test_bad_input_exits_2_without_calling_runcomfy(fake_runcomfy, tmp_path):
+    code, out, err = await run_cli(fake_runcomfy, tmp_path, "a lighthouse", "--images", "16")
+
+    assert (code, out) == (2, "")
+    assert err.strip().count("\n") == 0 and "between 1 and 15" in err
+    assert_clean(err, fake_runcomfy.token)
+    assert fake_runcomfy.requests == []
+
+
+async def test_wrong_token_exits_3_without_showing_it(fake_runcomfy, tmp_path):
+    wrong = "sk-wrong-token-0123456789"
+
+    code, out, err = await run_cli(fake_runcomfy, tmp_path, "a lighthouse", RUNCOMFY_API_TOKEN=wrong)
+
+    assert (code, out) == (3, "")
+    assert "RUNCOMFY_API_TOKEN" in err
+    assert_clean(err, wrong)
+    assert fake_runcomfy.jobs == {}
+
+
+async def test_failed_job_exits_4_with_its_reason(fake_runcomfy, tmp_path):
+    fake_runcomfy.next_job(failure="the prompt was refused by the content filter")
+
+    code, out, err = await run_cli(fake_runcomfy, tmp_path, "a lighthouse", "--out", "x")
+
+    assert (code, out) == (4, "")
+    assert "refused by the content filter" in err
+    assert_clean(err, fake_runcomfy.token)
+    assert not any((tmp_path / "x").iterdir())
+
+
+async def test_ctrl_c_while_queued_cancels_the_job(fake_runcomfy, tmp_path):
+    fake_runcomfy.next_job(manual=True, queue_position=5)
+    process = await start_cli(fake_runcomfy, tmp_path, "a lighthouse", "--out", "x")
+    await read_until(process, "Queued at RunComfy, position 5")
+
+    process.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == 130
+    [rid] = fake_runcomfy.jobs
+    assert fake_runcomfy.state_of(rid) == "cancelled"
+    assert len(fake_runcomfy.requests_for(f"/v1/requests/{rid}/cancel")) == 1
+    assert "cancelled at RunComfy" in err.decode()
+    assert out == b"" and "Traceback" not in err.decode()
+
+
+async def test_ctrl_c_while_running_says_it_cannot_be_cancelled(fake_runcomfy, tmp_path):
+    fake_runcomfy.next_job(manual=True)
+    process = await start_cli(fake_runcomfy, tmp_path, "a lighthouse")
+    await read_until(process, "Queued at RunComfy")
+    [rid] = fake_runcomfy.jobs
+    await fake_runcomfy.start(rid)
+    await read_until(process, "Generating 3 images")
+
+    process.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == 130
+    assert "already running and cannot be cancelled" in err.decode()
+    assert fake_runcomfy.state_of(rid) == "in_progress"
+    assert out == b"" and "Traceback" not in err.decode()
+
+
+# -- in-process runs, for the finer cases ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def in_process(fake_runcomfy, tmp_path, monkeypatch):
+    """Runs `main([...])` in a worker thread (it has its own event loop), with the environment of the fake."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in cli_env(fake_runcomfy, tmp_path).items():
+        monkeypatch.setenv(name, value)
+
+    async def run(*args: str) -> int:
+        return await asyncio.to_thread(bot_main, ["generate", *args])
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["x" * 601], "limit is 600"),
+        (["a fox", "--aspect", "5:4"], "Unknown aspect ratio"),
+        (["a fox", "--mode", "turbo"], "fast or standard"),
+        (["a fox", "--seed", "-3"], "seed"),
+        (["5 images of a fox", "--images", "2"], "Make them match"),
+    ],
+)
+async def test_each_bad_option_exits_2(fake_runcomfy, in_process, capfd, args, message):
+    assert await in_process(*args) == 2
+    err = capfd.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert fake_runcomfy.requests == []
+
+
+async def test_missing_token_exits_2(fake_runcomfy, in_process, monkeypatch, capfd):
+    monkeypatch.delenv("RUNCOMFY_API_TOKEN")
+    assert await in_process("a fox") == 2
+    assert "RUNCOMFY_API_TOKEN is not set" in capfd.readouterr().err
+
+
+async def test_fewer_images_than_asked_are_all_saved(fake_runcomfy, in_process, tmp_path, capfd):
+    fake_runcomfy.next_job(images=2)
+    assert await in_process("a fox", "--images", "4", "--out", "o") == 0
+    captured = capfd.readouterr()
+    assert len(captured.out.splitlines()) == 2 and len(list((tmp_path / "o").iterdir())) == 2
+    assert "2 of the 4 asked" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("route", "status", "expected"),
+    [("submit", 402, "out of credit"), ("submit", 503, "unclear whether the job started"), ("status", 404, "expired")],
+)
+async def test_runcomfy_failures_exit_4(fake_runcomfy, in_process, capfd, route, status, expected):
+    fake_runcomfy.fail_next(route, status, times=10)
+    assert await in_process("a fox") == 4
+    err = capfd.readouterr().err
+    assert expected in err and "Traceback" not in err and fake_runcomfy.token not in err
+
+
+async def test_expired_images_exit_4(fake_runcomfy, in_process, capfd):
+    fake_runcomfy.fail_next("download", 404, times=10)
+    assert await in_process("a fox", "--images", "1") == 4
+    assert "could not be saved" in capfd.readouterr().err
+
+
+# -- the progress line ----------------------------------------------------------------------------------------------
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_rewrites_one_line_on_a_terminal():
+    stream = FakeTerminal()
+    progress = cli_generate._Progress(stream)
+    progress.show("Queued at RunComfy, position 2 (1s)", "a")
+    progress.show("Queued at RunComfy, position 2 (2s)", "a")
+    progress.end_line()
+    assert stream.getvalue() == (
+        "\rQueued at RunComfy, position 2 (1s)\x1b[K\rQueued at RunComfy, position 2 (2s)\x1b[K\n"
+    )
+
+
+def test_progress_prints_plain_lines_only_on_change_elsewhere():
+    stream = io.StringIO()
+    progress = cli_generate._Progress(stream)
+    for text, key in [("queued (1s)", 1), ("queued (2s)", 1), ("running (3s)", 2)]:
+        progress.show(text, key)
+    progress.end_line()
+    assert stream.getvalue() == "queued (1s)\nrunning (3s)\n"
+
+
+@pytest.mark.parametrize(
+    ("state", "position", "elapsed", "line"),
+    [
+        (RemoteState.QUEUED, 4, 3.2, "Queued at RunComfy, position 4 (3s)"),
+        (RemoteState.QUEUED, None, 65, "Queued at RunComfy (1m05s)"),
+        (RemoteState.RUNNING, None, 12, "Generating 5 images (12s)"),
+        (RemoteState.UNKNOWN, None, 1, "Waiting (RunComfy says 'warming') (1s)"),
+    ],
+)
+def test_describe(state, position, elapsed, line):
+    status = JobStatus("rid", state, position, "warming" if state is RemoteState.UNKNOWN else state.value)
+    assert cli_generate.describe(status, 5, elapsed) == line

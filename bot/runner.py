@@ -1,8 +1,61 @@
-"""Runs the Discord bot (placeholder until the client lands)."""
+"""`seedream-bot run`: runs the Discord bot until stopped (Ctrl+C or SIGTERM)."""
 
-from bot.settings import load_settings
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+
+import aiohttp
+import discord
+
+from bot.client import SeedreamBot
+from bot.logging_setup import configure_logging
+from bot.settings import Settings, load_settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+BotFactory = Callable[[Settings], SeedreamBot]
+
+
+async def run_bot(settings: Settings, bot_factory: BotFactory = SeedreamBot) -> int:
+    """Run the bot until it is closed or the process is asked to stop; return the exit code."""
+    bot = bot_factory(settings)
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows / off main thread
+        loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(bot.close()))
+    try:
+        async with bot:
+            await bot.start(settings.discord_token)
+    except discord.LoginFailure:
+        print(
+            "seedream-bot: Discord rejected DISCORD_TOKEN; copy the bot token again from the Discord developer portal "
+            "(Bot > Reset Token).",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    except discord.PrivilegedIntentsRequired:
+        print(
+            "seedream-bot: Discord refused the connection: the bot asked for an intent it may not use.", file=sys.stderr
+        )
+        return EXIT_FAILURE
+    except discord.HTTPException as exc:
+        print(f"seedream-bot: Discord answered HTTP {exc.status} while starting; try again later.", file=sys.stderr)
+        return EXIT_FAILURE
+    except (OSError, aiohttp.ClientError, discord.GatewayNotFound) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        print(f"seedream-bot: cannot reach Discord at {settings.discord_api_base_url}: {reason}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+    return EXIT_OK
 
 
 def main() -> int:
-    load_settings(require="bot")
-    return 0
+    settings = load_settings(require="bot")
+    configure_logging(settings)
+    return asyncio.run(run_bot(settings))

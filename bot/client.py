@@ -1,0 +1,88 @@
+"""The Discord bot: wires the services, loads the cogs and keeps the slash commands in sync."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+import yarl
+from discord.ext import commands
+from discord.gateway import DiscordWebSocket
+
+from bot.command_sync import InMemoryMetaStore, MetaStore, sync_commands
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DISCORD_API_BASE_URL = Settings.discord_api_base_url
+
+
+def bot_intents() -> discord.Intents:
+    """Only what slash commands and buttons need: guilds (no privileged intents, no message events)."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    return intents
+
+
+class SeedreamBot(commands.Bot):
+    EXTENSIONS: tuple[str, ...] = ("cogs.general",)
+
+    def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0, **services: Any) -> None:
+        """`services` are attached as attributes (e.g. `meta_store=...`), so tests and callers can inject them."""
+        # The bot has no voice features: the warnings about missing voice libraries would only mislead.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=bot_intents(),
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=guild_ready_timeout,
+        )
+        self.settings = settings
+        self.meta_store: MetaStore = InMemoryMetaStore()
+        self.commands_synced: bool | None = None
+        self._services_stopped = False
+        for name, service in services.items():
+            if not hasattr(self, name) or name == "meta_store":
+                setattr(self, name, service)
+            else:
+                raise TypeError(f"service name {name!r} clashes with a bot attribute")
+        self._custom_api = settings.discord_api_base_url != DEFAULT_DISCORD_API_BASE_URL
+        if self._custom_api:
+            discord.http.Route.BASE = settings.discord_api_base_url
+
+    async def setup_hook(self) -> None:
+        await self.start_services()
+        for extension in self.EXTENSIONS:
+            await self.load_extension(extension)
+        try:
+            self.commands_synced = await sync_commands(
+                self.tree, self.meta_store, dev_guild_id=self.settings.dev_guild_id
+            )
+        except discord.HTTPException as exc:
+            # The commands registered earlier keep working; the next start tries again.
+            log.warning("Could not sync slash commands (HTTP %s): %s", exc.status, exc.text)
+            self.commands_synced = False
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        if self._custom_api:
+            # With a custom API the gateway must come from that API too, also after an invalidated session.
+            _shards, url, _limits = await self.http.get_bot_gateway()
+            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+        await super().connect(reconnect=reconnect)
+
+    async def start_services(self) -> None:
+        """Open storage, the RunComfy client and the job tracker (none yet)."""
+
+    async def stop_services(self) -> None:
+        """Close what `start_services` opened; called once, before the Discord connection closes."""
+
+    async def close(self) -> None:
+        if not self._services_stopped:
+            self._services_stopped = True
+            await self.stop_services()
+        await super().close()
+
+    async def on_ready(self) -> None:
+        log.info("Connected as %s (id %s) to %d servers.", self.user, self.user and self.user.id, len(self.guilds))

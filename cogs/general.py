@@ -1,0 +1,51 @@
+"""General commands: `/help`."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+MESSAGE_LIMIT = 2000
+
+ABOUT = (
+    "**Seedream bot** turns a text prompt (and optionally reference images) into a set of related images "
+    "with Seedream 4.0, generated through RunComfy. Each server has an image quota per period; "
+    "you are only charged for the images you receive."
+)
+
+
+def command_lines(tree: app_commands.CommandTree) -> list[str]:
+    """One line per command (and per subcommand), sorted by name."""
+    lines: list[str] = []
+
+    def walk(command: app_commands.Command | app_commands.Group) -> None:
+        if isinstance(command, app_commands.Group):
+            for child in sorted(command.commands, key=lambda c: c.name):
+                walk(child)
+        else:
+            lines.append(f"`/{command.qualified_name}` — {command.description}")
+
+    for command in sorted(tree.get_commands(type=discord.AppCommandType.chat_input), key=lambda c: c.name):
+        walk(command)
+    return lines
+
+
+def help_text(tree: app_commands.CommandTree) -> str:
+    text = ABOUT + "\n\n**Commands**\n" + "\n".join(command_lines(tree))
+    if len(text) > MESSAGE_LIMIT:
+        text = text[: MESSAGE_LIMIT - 1] + "…"
+    return text
+
+
+class General(commands.Cog):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="help", description="What this bot does and the commands it offers")
+    async def help(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(help_text(self.bot.tree), ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(General(bot))

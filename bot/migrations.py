@@ -1,0 +1,231 @@
+"""Schema versions of the database, applied in order.
+
+The version lives in `PRAGMA user_version`. Each entry of `MIGRATIONS` takes the schema from the
+version before it to the next one; a release only ever appends entries, never edits old ones, so
+a database made by any earlier release is upgraded in place on start. All pending steps run in one
+`BEGIN IMMEDIATE` transaction: two processes starting together cannot both upgrade, and a failed
+upgrade leaves the database as it was.
+
+Version 1: jobs, guild quota settings, per-user and per-role overrides, usage resets, meta.
+Version 2: an optional server-wide image budget per guild (with its own period), and usage counters
+per day kept by triggers, filled from the existing jobs.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+_TERMINAL = "('delivered', 'cancelled', 'failed', 'expired')"
+
+_V1 = (
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE guilds (
+        guild_id INTEGER PRIMARY KEY,
+        quota_images INTEGER CHECK (quota_images >= 0),
+        quota_period TEXT CHECK (quota_period IN ('day', 'week', 'month')),
+        max_concurrent INTEGER CHECK (max_concurrent >= 1)
+    )
+    """,
+    """
+    CREATE TABLE quota_overrides (
+        guild_id INTEGER NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('user', 'role')),
+        target_id INTEGER NOT NULL,
+        images INTEGER CHECK (images >= 0),  -- NULL: unlimited
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (guild_id, kind, target_id)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE usage_resets (
+        guild_id INTEGER NOT NULL REFERENCES guilds (guild_id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL,
+        reset_at REAL NOT NULL,
+        PRIMARY KEY (guild_id, user_id)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        channel_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        options TEXT NOT NULL,
+        request_id TEXT UNIQUE,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'submitted', 'queued', 'running', 'delivering',
+                                             'delivered', 'cancelled', 'failed', 'expired')),
+        queue_position INTEGER,
+        images_reserved INTEGER NOT NULL CHECK (images_reserved >= 0),
+        images_delivered INTEGER NOT NULL DEFAULT 0 CHECK (images_delivered >= 0),
+        images_charged INTEGER NOT NULL DEFAULT 0 CHECK (images_charged BETWEEN 0 AND images_reserved),
+        settled INTEGER NOT NULL DEFAULT 0 CHECK (settled IN (0, 1)),
+        error TEXT,
+        interaction_token TEXT,
+        application_id INTEGER,
+        token_created_at REAL,
+        reply_message_id INTEGER,
+        reply_channel_id INTEGER,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL
+    )
+    """,
+    """
+    CREATE INDEX jobs_by_user ON jobs (guild_id, user_id, created_at)
+    """,
+    # Only unfinished jobs: the concurrency cap and what a restart resumes.
+    f"""
+    CREATE INDEX jobs_unfinished ON jobs (guild_id, user_id, created_at)
+        WHERE state NOT IN {_TERMINAL}
+    """,
+)
+
+# Usage counters per UTC day (day = floor(created_at / 86400)), kept by triggers on `jobs`, so that a
+# period's usage is a sum of at most 31 rows however many jobs a server runs. A job adds its charged
+# images once settled, else its reserved images, to the day it was created. `forgiven` jobs (created
+# before an admin reset the user's usage) leave the user's counters but stay in the server's.
+_DAY = "CAST({row}.created_at / 86400 AS INTEGER)"
+_CHARGED = "(CASE WHEN {row}.settled THEN {row}.images_charged ELSE 0 END)"
+_RESERVED = "(CASE WHEN {row}.settled THEN 0 ELSE {row}.images_reserved END)"
+
+
+def _add_to_user_days(row: str, sign: str) -> str:
+    day, charged, reserved = (part.format(row=row) for part in (_DAY, _CHARGED, _RESERVED))
+    return f"""
+        INSERT INTO user_usage_days (guild_id, user_id, day, charged, reserved)
+        SELECT {row}.guild_id, {row}.user_id, {day}, {sign}{charged}, {sign}{reserved} WHERE NOT {row}.forgiven
+        ON CONFLICT (guild_id, user_id, day)
+        DO UPDATE SET charged = charged + excluded.charged, reserved = reserved + excluded.reserved;"""
+
+
+def _add_to_guild_days(row: str, sign: str) -> str:
+    day, charged, reserved = (part.format(row=row) for part in (_DAY, _CHARGED, _RESERVED))
+    return f"""
+        INSERT INTO guild_usage_days (guild_id, day, charged, reserved)
+        SELECT {row}.guild_id, {day}, {sign}{charged}, {sign}{reserved} WHERE true
+        ON CONFLICT (guild_id, day)
+        DO UPDATE SET charged = charged + excluded.charged, reserved = reserved + excluded.reserved;"""
+
+
+_V2 = (
+    "ALTER TABLE guilds ADD COLUMN budget_images INTEGER CHECK (budget_images >= 0)",
+    "ALTER TABLE guilds ADD COLUMN budget_period TEXT CHECK (budget_period IN ('day', 'week', 'month'))",
+    "ALTER TABLE jobs ADD COLUMN forgiven INTEGER NOT NULL DEFAULT 0 CHECK (forgiven IN (0, 1))",
+    # Version 1 counted a user's jobs created after their last reset: the same thing, marked on the jobs.
+    """
+    UPDATE jobs SET forgiven = 1
+     WHERE created_at <= (SELECT reset_at FROM usage_resets AS r
+                           WHERE r.guild_id = jobs.guild_id AND r.user_id = jobs.user_id)
+    """,
+    """
+    CREATE TABLE user_usage_days (
+        guild_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        charged INTEGER NOT NULL,
+        reserved INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, user_id, day)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX user_usage_days_by_day ON user_usage_days (guild_id, day)",
+    """
+    CREATE TABLE guild_usage_days (
+        guild_id INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        charged INTEGER NOT NULL,
+        reserved INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, day)
+    ) WITHOUT ROWID
+    """,
+    f"""
+    INSERT INTO user_usage_days (guild_id, user_id, day, charged, reserved)
+    SELECT guild_id, user_id, {_DAY.format(row="jobs")}, sum({_CHARGED.format(row="jobs")}),
+           sum({_RESERVED.format(row="jobs")})
+      FROM jobs WHERE NOT forgiven GROUP BY 1, 2, 3
+    """,
+    f"""
+    INSERT INTO guild_usage_days (guild_id, day, charged, reserved)
+    SELECT guild_id, {_DAY.format(row="jobs")}, sum({_CHARGED.format(row="jobs")}), sum({_RESERVED.format(row="jobs")})
+      FROM jobs GROUP BY 1, 2
+    """,
+    f"""
+    CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
+        {_add_to_user_days("NEW", "+")}
+        {_add_to_guild_days("NEW", "+")}
+    END
+    """,
+    # guild_id, user_id and created_at of a job never change; these columns are all that moves its counts.
+    f"""
+    CREATE TRIGGER jobs_count_update AFTER UPDATE OF settled, images_charged, images_reserved, forgiven ON jobs
+    BEGIN
+        {_add_to_user_days("OLD", "-")}
+        {_add_to_user_days("NEW", "+")}
+        {_add_to_guild_days("OLD", "-")}
+        {_add_to_guild_days("NEW", "+")}
+    END
+    """,
+    f"""
+    CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+        {_add_to_user_days("OLD", "-")}
+        {_add_to_guild_days("OLD", "-")}
+    END
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+LATEST_VERSION = len(MIGRATIONS)
+
+# Kept in step with the partial index above, so that queries using it match its condition exactly.
+UNFINISHED_SQL = f"state NOT IN {_TERMINAL}"
+
+
+class NewerSchema(Exception):
+    """The database was written by a newer release than this one."""
+
+    def __init__(self, found: int, latest: int) -> None:
+        super().__init__(f"schema version {found} is newer than {latest}")
+        self.found = found
+        self.latest = latest
+
+
+async def schema_version(db: aiosqlite.Connection) -> int:
+    rows = await db.execute_fetchall("PRAGMA user_version")
+    return int(next(iter(rows))[0])
+
+
+async def upgrade(db: aiosqlite.Connection, *, target: int = LATEST_VERSION) -> tuple[int, int]:
+    """Bring the schema up to `target`; return (version found, version now). Raises `NewerSchema`.
+
+    `db` must be in autocommit mode (`isolation_level=None`): the transaction is explicit here.
+    """
+    if not 0 <= target <= LATEST_VERSION:
+        raise ValueError(f"target must be between 0 and {LATEST_VERSION}")
+    found = await schema_version(db)
+    if found > LATEST_VERSION:
+        raise NewerSchema(found, LATEST_VERSION)
+    if found >= target:
+        return found, found
+    await db.execute_fetchall("BEGIN IMMEDIATE")
+    try:
+        # Read again under the write lock: another process may have upgraded meanwhile.
+        found = await schema_version(db)
+        if found > LATEST_VERSION:
+            raise NewerSchema(found, LATEST_VERSION)
+        for version in range(found + 1, target + 1):
+            for statement in MIGRATIONS[version - 1]:
+                await db.execute_fetchall(statement)
+        now = max(found, target)
+        # PRAGMA takes no bound parameters; `now` is an int computed here.
+        await db.execute_fetchall(f"PRAGMA user_version = {int(now)}")
+        await db.execute_fetchall("COMMIT")
+    except BaseException:
+        await db.execute_fetchall("ROLLBACK")
+        raise
+    return found, now

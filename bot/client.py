@@ -11,7 +11,15 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
 from bot.command_sync import InMemoryMetaStore, MetaStore, sync_commands
+from bot.command_tree import SeedreamTree
+from bot.health import Heartbeat
+from bot.jobs import JobService
+from bot.presenter import DiscordPresenter
+from bot.quotas import QuotaDefaults, Quotas
+from bot.runcomfy import RunComfyClient
 from bot.settings import Settings
+from bot.storage import Storage
+from bot.tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +34,7 @@ def bot_intents() -> discord.Intents:
 
 
 class SeedreamBot(commands.Bot):
-    EXTENSIONS: tuple[str, ...] = ("cogs.general",)
+    EXTENSIONS: tuple[str, ...] = ("cogs.general", "cogs.imagine")
 
     def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0, **services: Any) -> None:
         """`services` are attached as attributes (e.g. `meta_store=...`), so tests and callers can inject them."""
@@ -38,11 +46,15 @@ class SeedreamBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=guild_ready_timeout,
+            tree_cls=SeedreamTree,
         )
         self.settings = settings
         self.meta_store: MetaStore = InMemoryMetaStore()
         self.commands_synced: bool | None = None
+        self.accepting_commands = True
+        self._resumed = False
         self._services_stopped = False
+        self._meta_store_injected = "meta_store" in services
         for name, service in services.items():
             if not hasattr(self, name) or name == "meta_store":
                 setattr(self, name, service)
@@ -73,10 +85,45 @@ class SeedreamBot(commands.Bot):
         await super().connect(reconnect=reconnect)
 
     async def start_services(self) -> None:
-        """Open storage, the RunComfy client and the job tracker (none yet)."""
+        """Open storage, the RunComfy client and the job tracker (services injected at construction are kept)."""
+        settings = self.settings
+        if getattr(self, "storage", None) is None:
+            self.storage = await Storage.open(settings.database_path)
+        if not self._meta_store_injected:
+            self.meta_store = self.storage
+        if getattr(self, "runcomfy", None) is None:
+            self.runcomfy = RunComfyClient(
+                settings.runcomfy_api_token,
+                settings.runcomfy_base_url,
+                max_concurrent_requests=settings.runcomfy_max_concurrent_requests,
+            )
+        self.quotas = Quotas(self.storage, QuotaDefaults.from_settings(settings))
+        self.presenter = DiscordPresenter(self, self.storage, edit_interval=settings.status_edit_interval_seconds)
+        workdir = settings.database_path.parent / "downloads"
+        self.tracker = Tracker(
+            self.storage, self.runcomfy, self.presenter, TrackerConfig.from_settings(settings, workdir)
+        )
+        self.jobs = JobService(self.storage, self.quotas, self.runcomfy, self.tracker)
+        self.heartbeat = Heartbeat(settings.heartbeat_path, status=self._health_status)
+        self._resumed = False
+
+    def _health_status(self) -> dict[str, Any]:
+        return {"guilds": len(self.guilds), "jobs_in_flight": self.tracker.in_flight}
 
     async def stop_services(self) -> None:
-        """Close what `start_services` opened; called once, before the Discord connection closes."""
+        """Close what `start_services` opened; called once, before the Discord connection closes.
+
+        Unfinished jobs stay in the database and are resumed at the next start.
+        """
+        self.accepting_commands = False
+        if getattr(self, "tracker", None) is not None:
+            await self.tracker.close()
+        if getattr(self, "heartbeat", None) is not None:
+            await self.heartbeat.stop()
+        if getattr(self, "runcomfy", None) is not None:
+            await self.runcomfy.aclose()
+        if getattr(self, "storage", None) is not None:
+            await self.storage.close()
 
     async def close(self) -> None:
         if not self._services_stopped:
@@ -86,3 +133,8 @@ class SeedreamBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("Connected as %s (id %s) to %d servers.", self.user, self.user and self.user.id, len(self.guilds))
+        if not self._resumed and getattr(self, "tracker", None) is not None:
+            # Jobs are resumed once the guilds are known, so their channels and upload limits are too.
+            self._resumed = True
+            self.heartbeat.start()
+            await self.tracker.resume()

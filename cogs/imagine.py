@@ -1,0 +1,103 @@
+"""/imagine: acknowledge at once, reserve the quota, show the status message, submit."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.buttons import CancelButton, job_view
+from bot.presenter import status_embed
+from bot.quotas import QuotaRefused
+from bot.seedream import DEFAULT_ASPECT, MAX_PROMPT_CHARS, MAX_SEED, Aspect, Mode, ValidationError, build_request
+from bot.status_render import render_status
+
+log = logging.getLogger(__name__)
+
+ASPECT_CHOICES = [app_commands.Choice(name=aspect.label, value=aspect.value) for aspect in Aspect]
+MODE_CHOICES = [
+    app_commands.Choice(name="fast", value=Mode.FAST.value),
+    app_commands.Choice(name="standard (better, slower)", value=Mode.STANDARD.value),
+]
+
+
+class Imagine(commands.Cog):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(CancelButton)
+
+    @app_commands.command(name="imagine", description="Generate a set of images with Seedream 4.0")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        prompt="What to draw. You can say how many images, e.g. “4 images of a lighthouse in a storm”",
+        images="How many images, 1-15 (default: the number in your prompt, else 3)",
+        aspect="Aspect ratio and size (default 16:9 landscape)",
+        seed="Seed for repeatable results, 0-2147483647 (default: random)",
+        mode="fast (default) or standard: better quality, slower",
+    )
+    @app_commands.choices(aspect=ASPECT_CHOICES, mode=MODE_CHOICES)
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        images: app_commands.Range[int, 1, 15] | None = None,
+        aspect: str | None = None,
+        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
+        mode: str | None = None,
+    ) -> None:
+        # Discord's client enforces the ranges and choices, but a hand-made payload can send anything.
+        try:
+            build_request(prompt, images, aspect or DEFAULT_ASPECT, seed, mode or Mode.FAST)
+        except ValidationError as exc:
+            await interaction.response.send_message(str(exc), ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+
+        member = interaction.user
+        role_ids = [role.id for role in getattr(member, "roles", [])]
+        try:
+            job, _request = await self.bot.jobs.create(
+                guild_id=interaction.guild_id,
+                channel_id=interaction.channel_id,
+                user_id=member.id,
+                role_ids=role_ids,
+                prompt=prompt,
+                images=images,
+                aspect=aspect,
+                seed=seed,
+                mode=mode,
+            )
+        except (ValidationError, QuotaRefused) as exc:
+            await self._refuse(interaction, getattr(exc, "message", None) or str(exc))
+            return
+
+        view = render_status(job)
+        message = await interaction.edit_original_response(
+            embed=status_embed(view), view=job_view(job.id, cancellable=view.cancellable)
+        )
+        job = await self.bot.storage.set_reply(
+            job.id,
+            interaction_token=interaction.token,
+            application_id=interaction.application_id,
+            token_created_at=interaction.created_at.timestamp(),
+            reply_message_id=message.id,
+            reply_channel_id=message.channel.id,
+        )
+        job = await self.bot.jobs.submit(job)
+        await self.bot.presenter.job_changed(job)
+
+    async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
+        """Replace the public 'thinking…' reply by a message only the member sees."""
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            log.debug("the deferred reply was already gone")
+        await interaction.followup.send(text, ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Imagine(bot))

@@ -31,7 +31,7 @@ async def start_imagine_bot(start_bot, fake_runcomfy, **overrides: Any) -> Seedr
     return await start_bot(services={"runcomfy": client}, **settings)
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:  # noqa: ASYNC109
     """Poll `check` (sync or async) until it returns something truthy."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -19,6 +20,16 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 
 BotFactory = Callable[[Settings], SeedreamBot]
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+log = logging.getLogger(__name__)
+
+
+async def _shut_down(bot: SeedreamBot) -> None:
+    """Stop taking commands, let database writes finish, close everything; unfinished jobs resume at next start."""
+    if bot.is_closed():
+        return
+    log.info("Shutting down: unfinished jobs will resume at the next start.")
+    await bot.close()
 
 
 async def run_bot(settings: Settings, bot_factory: BotFactory = SeedreamBot) -> int:
@@ -26,7 +37,8 @@ async def run_bot(settings: Settings, bot_factory: BotFactory = SeedreamBot) -> 
     bot = bot_factory(settings)
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows / off main thread
-        loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(bot.close()))
+        for stop_signal in STOP_SIGNALS:
+            loop.add_signal_handler(stop_signal, lambda: asyncio.ensure_future(_shut_down(bot)))
     try:
         async with bot:
             await bot.start(settings.discord_token)
@@ -51,7 +63,8 @@ async def run_bot(settings: Settings, bot_factory: BotFactory = SeedreamBot) -> 
         return EXIT_FAILURE
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGTERM)
+            for stop_signal in STOP_SIGNALS:
+                loop.remove_signal_handler(stop_signal)
     return EXIT_OK
 
 

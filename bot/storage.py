@@ -328,9 +328,22 @@ class Storage:
         )
 
 
+async def _switch_to_wal(db: aiosqlite.Connection, busy_timeout: float) -> list[sqlite3.Row]:
+    # Switching the journal mode does not wait on the busy handler: when another process is creating the
+    # same file at that moment SQLite answers "database is locked" at once, so wait for it here.
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            return list(await db.execute_fetchall("PRAGMA journal_mode = WAL"))
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.01)
+
+
 async def _configure(db: aiosqlite.Connection, busy_timeout: float) -> None:
     await db.execute_fetchall(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+    rows = await _switch_to_wal(db, busy_timeout)
     mode = next(iter(rows))[0]
     if mode != "wal":
         log.warning("the database could not switch to WAL mode (it is in %s mode)", mode)

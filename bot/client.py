@@ -34,7 +34,13 @@ def bot_intents() -> discord.Intents:
 
 
 class SeedreamBot(commands.Bot):
-    EXTENSIONS: tuple[str, ...] = ("cogs.general", "cogs.imagine")
+    EXTENSIONS: tuple[str, ...] = (
+        "cogs.general",
+        "cogs.imagine",
+        "cogs.member",
+        "cogs.quota_admin",
+        "cogs.prompt_filter",
+    )
 
     def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0, **services: Any) -> None:
         """`services` are attached as attributes (e.g. `meta_store=...`), so tests and callers can inject them."""

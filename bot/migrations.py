@@ -9,6 +9,8 @@ upgrade leaves the database as it was.
 Version 1: jobs, guild quota settings, per-user and per-role overrides, usage resets, meta.
 Version 2: an optional server-wide image budget per guild (with its own period), and usage counters
 per day kept by triggers, filled from the existing jobs.
+Version 3: the prompt filter: blocked words or patterns per guild, and how many prompts it refused
+per user and day.
 """
 
 from __future__ import annotations
@@ -179,7 +181,30 @@ _V2 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+_V3 = (
+    # `term` is stored in its canonical form (see `bot.prompt_filter.parse_term`), so it is the key.
+    """
+    CREATE TABLE blocked_terms (
+        guild_id INTEGER NOT NULL,
+        term TEXT NOT NULL CHECK (length(term) BETWEEN 1 AND 100),
+        added_by INTEGER NOT NULL,
+        added_at REAL NOT NULL,
+        PRIMARY KEY (guild_id, term)
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE blocked_prompt_days (
+        guild_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        count INTEGER NOT NULL CHECK (count >= 0),
+        PRIMARY KEY (guild_id, user_id, day)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX blocked_prompt_days_by_day ON blocked_prompt_days (guild_id, day)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 LATEST_VERSION = len(MIGRATIONS)
 
 # Kept in step with the partial index above, so that queries using it match its condition exactly.

@@ -1,4 +1,4 @@
-"""Schema versions on real files: a new database, an upgrade in place from version 1, refusals."""
+"""Schema versions on real files: a new database, upgrades in place from versions 1 and 2, refusals."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from bot import migrations
 from bot.jobstate import JobState
+from bot.prompt_filter import PromptBlocked, PromptFilter
 from bot.quotas import GuildQuota, Override, QuotaDefaults, Quotas
 from bot.storage import Storage, StorageError
 from tests.fixtures.storage import START_TIME, ManualClock
@@ -33,17 +34,18 @@ async def test_a_new_database_is_created_at_the_latest_version(tmp_path: Path) -
     storage = await Storage.open(path, busy_timeout=2.5)
     try:
         assert path.is_file()
-        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION == 2
+        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION == 3
         assert await pragma(storage.db, "journal_mode") == "wal"
         assert await pragma(storage.db, "foreign_keys") == 1
         assert await pragma(storage.db, "busy_timeout") == 2500
         tables = {row[0] for row in await storage.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"jobs", "guilds", "quota_overrides", "usage_resets", "meta", "user_usage_days"} <= tables
+        assert {"blocked_terms", "blocked_prompt_days"} <= tables
     finally:
         await storage.close()
     reopened = await Storage.open(path)  # opening again changes nothing
     try:
-        assert await pragma(reopened.db, "user_version") == 2
+        assert await pragma(reopened.db, "user_version") == 3
     finally:
         await reopened.close()
 
@@ -76,7 +78,7 @@ async def test_version_1_is_upgraded_in_place_and_keeps_its_data(tmp_path: Path)
     clock = ManualClock(t + 60)
     storage = await Storage.open(path, clock=clock)
     try:
-        assert await pragma(storage.db, "user_version") == 2
+        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION
         assert await storage.get_meta("commands_hash") == "abc123"
         queued = await storage.job_by_request_id("req-cccccccccccc")
         assert queued is not None
@@ -104,6 +106,42 @@ async def test_version_1_is_upgraded_in_place_and_keeps_its_data(tmp_path: Path)
         await storage.close()
 
 
+async def test_version_2_is_upgraded_to_3_keeping_its_data_and_gaining_the_prompt_filter(tmp_path: Path) -> None:
+    path = tmp_path / "seedream.db"
+    db = await make_database(path, 2)
+    try:
+        assert await pragma(db, "user_version") == 2
+        assert not await db.execute_fetchall("SELECT name FROM sqlite_master WHERE name = 'blocked_terms'")
+        await db.execute_fetchall(
+            "INSERT INTO guilds (guild_id, quota_images, budget_images) VALUES (?, 9, 50)", (GUILD,)
+        )
+        await db.execute_fetchall(
+            """INSERT INTO jobs (id, guild_id, channel_id, user_id, options, request_id, state, images_reserved,
+                                 created_at, updated_at)
+               VALUES ('eeeeeeeeeeee', ?, 1, ?, '{"prompt": "p"}', 'req-e', 'queued', 4, ?, ?)""",
+            (GUILD, USER, START_TIME, START_TIME),
+        )
+    finally:
+        await db.close()
+
+    clock = ManualClock(START_TIME + 60)
+    storage = await Storage.open(path, clock=clock)
+    try:
+        assert await pragma(storage.db, "user_version") == 3
+        quotas = Quotas(storage, QuotaDefaults(30, "day", 2), clock=clock)
+        assert await quotas.guild_settings(GUILD) == GuildQuota(9, "day", 2, 50, "day", False)
+        assert (await quotas.usage(GUILD, USER)).reserved == 4
+        prompt_filter = PromptFilter(storage)
+        assert await prompt_filter.add(GUILD, "wolf", added_by=USER) == ("wolf", True)
+        with pytest.raises(PromptBlocked):
+            await prompt_filter.check(GUILD, USER, "a wolf")
+        assert await prompt_filter.blocked_count(GUILD, since=clock()) == 1
+        with pytest.raises(sqlite3.IntegrityError):  # one row per term and server
+            await storage.write("INSERT INTO blocked_terms VALUES (?, 'wolf', 1, 0)", (GUILD,))
+    finally:
+        await storage.close()
+
+
 async def test_a_database_from_a_newer_release_is_refused_and_left_alone(database_path: Path) -> None:
     storage = await Storage.open(database_path)
     await storage.set_meta("k", "v")
@@ -112,7 +150,7 @@ async def test_a_database_from_a_newer_release_is_refused_and_left_alone(databas
     with pytest.raises(StorageError) as refused:
         await Storage.open(database_path)
     message = str(refused.value)
-    assert "newer release" in message and "version 99" in message and "up to version 2" in message
+    assert "newer release" in message and "version 99" in message and "up to version 3" in message
     assert "DATABASE_PATH" in message
     async with aiosqlite.connect(database_path) as db:
         assert await pragma(db, "user_version") == 99
@@ -138,7 +176,7 @@ async def test_a_failed_upgrade_leaves_the_database_as_it_was(tmp_path: Path, mo
 async def test_two_processes_starting_together_both_open_a_new_file(database_path: Path) -> None:
     first, second = await asyncio.gather(Storage.open(database_path), Storage.open(database_path))
     try:
-        assert await pragma(first.db, "user_version") == await pragma(second.db, "user_version") == 2
+        assert await pragma(first.db, "user_version") == await pragma(second.db, "user_version") == 3
     finally:
         await first.close()
         await second.close()

@@ -1,0 +1,313 @@
+"""/quota: admins set the image limits of the server, its roles and its members, and see who uses what.
+
+Every change answers with what was in force before and what is now, and is logged with the admin who made it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import periods, quota_format
+from bot.quota_policy import Override
+from bot.quotas import Quotas
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGES = 1_000_000
+MAX_CONCURRENT = 100
+PERIOD_CHOICES = [app_commands.Choice(name=period, value=period) for period in periods.PERIODS]
+NO_BUDGET = "none"
+BUDGET_PERIOD_CHOICES = [*PERIOD_CHOICES, app_commands.Choice(name="none (remove the budget)", value=NO_BUDGET)]
+TOP_USERS = 10
+
+ImageCount = app_commands.Range[int, 0, MAX_IMAGES]
+Person = discord.Member | discord.User
+Mentionable = discord.Member | discord.User | discord.Role
+
+
+class Refusal(Exception):
+    """Input the admin must correct; the message says how."""
+
+
+def checked_count(name: str, value: object, *, minimum: int, maximum: int) -> int:
+    """Discord's client enforces the option's range, but a hand-made payload can send anything."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Refusal(f"`{name}` must be a whole number.")
+    if value < minimum:
+        if minimum == 0:
+            raise Refusal(f"`{name}` can't be negative (you gave {value}). Use 0 to block image generation.")
+        raise Refusal(f"`{name}` must be at least {minimum} (you gave {value}).")
+    if value > maximum:
+        raise Refusal(f"`{name}` can be at most {maximum:,} (you gave {value:,}).")
+    return value
+
+
+def checked_period(value: str | None) -> str | None:
+    if value is not None and value not in periods.PERIODS:
+        raise Refusal(f"The period must be one of {', '.join(periods.PERIODS)}.")
+    return value
+
+
+def checked_member(interaction: discord.Interaction, user: discord.abc.User) -> discord.Member:
+    if user.bot:
+        raise Refusal(f"{user.mention} is a bot: quotas are for the members who use `/imagine`.")
+    if not isinstance(user, discord.Member) or user.guild.id != interaction.guild_id:
+        raise Refusal(f"{user.mention} is not a member of this server.")
+    return user
+
+
+def checked_role(interaction: discord.Interaction, role: discord.Role) -> discord.Role:
+    guild = interaction.guild
+    if guild is not None and guild.get_role(role.id) is None:
+        raise Refusal("That role no longer exists on this server.")
+    if role.is_default():
+        raise Refusal("Every member has @everyone: use `/quota default` to change the server's default limit.")
+    return role
+
+
+def checked_target(interaction: discord.Interaction, target: object) -> discord.Member | discord.Role:
+    if isinstance(target, discord.Role):
+        return checked_role(interaction, target)
+    if isinstance(target, discord.abc.User):
+        return checked_member(interaction, target)
+    raise Refusal("Choose a member or a role of this server.")
+
+
+def role_ids(member: discord.Member) -> list[int]:
+    return [role.id for role in member.roles]
+
+
+def _override_of(overrides: list[Override], kind: str, target_id: int) -> Override | None:
+    return next((o for o in overrides if o.kind == kind and o.target_id == target_id), None)
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image quotas of this server (admins)"):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @property
+    def quotas(self) -> Quotas:
+        return self.bot.quotas
+
+    async def _respond(self, interaction: discord.Interaction, action: Awaitable[str]) -> None:
+        try:
+            text = await action
+        except Refusal as exc:
+            text = str(exc)
+        await interaction.response.send_message(text, ephemeral=True)
+
+    def _log_change(self, interaction: discord.Interaction, what: str, target: str, before: str, after: str) -> None:
+        log.info(
+            "quota change in guild %s by admin %s: %s of %s: %s -> %s",
+            interaction.guild_id,
+            interaction.user.id,
+            what,
+            target,
+            before,
+            after,
+        )
+
+    async def _member_limit_change(
+        self, interaction: discord.Interaction, member: discord.Member, images: int | None
+    ) -> str:
+        guild_id = interaction.guild_id
+        before = await self.quotas.effective_limit(guild_id, member.id, role_ids(member))
+        await self.quotas.set_user_limit(guild_id, member.id, images)
+        after = await self.quotas.effective_limit(guild_id, member.id, role_ids(member))
+        before_text, after_text = quota_format.limit(before), quota_format.limit(after)
+        self._log_change(interaction, "limit", f"user {member.id}", before_text, after_text)
+        text = quota_format.change(f"Limit of {member.mention}", before_text, after_text)
+        if images == 0:
+            text += "\nThey can't generate images here until an admin changes it."
+        return text
+
+    async def _role_limit_change(self, interaction: discord.Interaction, role: discord.Role, images: int | None) -> str:
+        guild_id = interaction.guild_id
+        period = (await self.quotas.guild_settings(guild_id)).period
+        before = _override_of(await self.quotas.overrides(guild_id), "role", role.id)
+        await self.quotas.set_role_limit(guild_id, role.id, images)
+        after = Override("role", role.id, images)
+        before_text, after_text = quota_format.override(before, period), quota_format.override(after, period)
+        self._log_change(interaction, "limit", f"role {role.id}", before_text, after_text)
+        return (
+            quota_format.change(f"Limit of the role {role.mention}", before_text, after_text)
+            + "\nA member gets the most generous limit of their roles; a member's own limit wins over roles."
+        )
+
+    # ---- changes ------------------------------------------------------------------------------
+
+    @app_commands.command(name="set", description="Set a member's image limit per period (0 blocks them)")
+    @app_commands.describe(user="The member", images="Images per period; 0 blocks the member")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def set_user(self, interaction: discord.Interaction, user: Person, images: ImageCount) -> None:
+        async def action() -> str:
+            member = checked_member(interaction, user)
+            count = checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
+            return await self._member_limit_change(interaction, member, count)
+
+        await self._respond(interaction, action())
+
+    @app_commands.command(name="role", description="Set a role's image limit per period")
+    @app_commands.describe(role="The role", images="Images per period; members get their most generous role")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def set_role(self, interaction: discord.Interaction, role: discord.Role, images: ImageCount) -> None:
+        async def action() -> str:
+            checked = checked_role(interaction, role)
+            count = checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
+            return await self._role_limit_change(interaction, checked, count)
+
+        await self._respond(interaction, action())
+
+    @app_commands.command(name="default", description="Set the server's default limit, period and sets at a time")
+    @app_commands.describe(
+        images="Images per period for members without their own or a role's limit",
+        period="How often quotas reset (calendar periods in UTC)",
+        concurrent="How many sets one member may have in progress at a time",
+    )
+    @app_commands.choices(period=PERIOD_CHOICES)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def set_default(
+        self,
+        interaction: discord.Interaction,
+        images: ImageCount,
+        period: str | None = None,
+        concurrent: app_commands.Range[int, 1, MAX_CONCURRENT] | None = None,
+    ) -> None:
+        async def action() -> str:
+            count = checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
+            chosen_period = checked_period(period)
+            if concurrent is not None:
+                checked_count("concurrent", concurrent, minimum=1, maximum=MAX_CONCURRENT)
+            before = await self.quotas.guild_settings(interaction.guild_id)
+            after = await self.quotas.set_guild_defaults(
+                interaction.guild_id, images=count, period=chosen_period, max_concurrent=concurrent
+            )
+            before_text, after_text = quota_format.defaults(before), quota_format.defaults(after)
+            self._log_change(interaction, "default", "server", before_text, after_text)
+            return quota_format.change("Server default", before_text, after_text)
+
+        await self._respond(interaction, action())
+
+    @app_commands.command(name="unlimited", description="Let a member or a role generate without limit")
+    @app_commands.describe(target="A member or a role")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def unlimited(self, interaction: discord.Interaction, target: Mentionable) -> None:
+        async def action() -> str:
+            checked = checked_target(interaction, target)
+            if isinstance(checked, discord.Role):
+                return await self._role_limit_change(interaction, checked, None)
+            return await self._member_limit_change(interaction, checked, None)
+
+        await self._respond(interaction, action())
+
+    @app_commands.command(name="remove", description="Remove a member's or a role's own limit")
+    @app_commands.describe(target="A member or a role")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def remove(self, interaction: discord.Interaction, target: Mentionable) -> None:
+        async def action() -> str:
+            checked = checked_target(interaction, target)
+            guild_id = interaction.guild_id
+            guild = await self.quotas.guild_settings(guild_id)
+            kind = "role" if isinstance(checked, discord.Role) else "user"
+            before = _override_of(await self.quotas.overrides(guild_id), kind, checked.id)
+            if before is None:
+                return f"{checked.mention} has no limit of their own; nothing changed."
+            if kind == "role":
+                await self.quotas.remove_role_override(guild_id, checked.id)
+            else:
+                await self.quotas.remove_user_override(guild_id, checked.id)
+            before_text = quota_format.override(before, guild.period)
+            self._log_change(interaction, "override removed", f"{kind} {checked.id}", before_text, "none")
+            text = quota_format.change(f"Own limit of {checked.mention}", before_text, "none")
+            if isinstance(checked, discord.Member):
+                now = await self.quotas.effective_limit(guild_id, checked.id, role_ids(checked))
+                text += f"\nNow in force for them: {quota_format.limit(now)}."
+            return text
+
+        await self._respond(interaction, action())
+
+    @app_commands.command(name="reset", description="Forget a member's usage in the current period")
+    @app_commands.describe(user="The member")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def reset(self, interaction: discord.Interaction, user: Person) -> None:
+        async def action() -> str:
+            member = checked_member(interaction, user)
+            guild_id = interaction.guild_id
+            before = await self.quotas.usage(guild_id, member.id, role_ids(member))
+            await self.quotas.reset_usage(guild_id, member.id)
+            after = await self.quotas.usage(guild_id, member.id, role_ids(member))
+            before_text = f"{before.used} used, {before.reserved} reserved"
+            after_text = f"{after.used} used, {after.reserved} reserved"
+            self._log_change(interaction, "usage reset", f"user {member.id}", before_text, after_text)
+            what = f"Usage of {member.mention} {periods.current(after.period)}"
+            left = quota_format.images(after.remaining)
+            return (
+                quota_format.change(what, before_text, after_text)
+                + f"\nThey have {left} left. The server budget still counts these images."
+            )
+
+        await self._respond(interaction, action())
+
+    @app_commands.command(name="budget", description="Cap the whole server's images per period")
+    @app_commands.describe(
+        images="Images per period for the whole server (0 pauses generation)",
+        period="The budget's period, or none to remove the budget",
+    )
+    @app_commands.choices(period=BUDGET_PERIOD_CHOICES)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def budget(self, interaction: discord.Interaction, images: ImageCount, period: str | None = None) -> None:
+        async def action() -> str:
+            count = checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
+            removing = period == NO_BUDGET
+            chosen_period = None if removing else checked_period(period)
+            before = await self.quotas.guild_settings(interaction.guild_id)
+            after = await self.quotas.set_budget(interaction.guild_id, None if removing else count, chosen_period)
+            before_text, after_text = quota_format.budget(before), quota_format.budget(after)
+            self._log_change(interaction, "budget", "server", before_text, after_text)
+            used = quota_format.images(await self.quotas.guild_usage(interaction.guild_id))
+            when = periods.current(after.budget_period or after.period)
+            return quota_format.change("Server budget", before_text, after_text) + f"\n{used} used or reserved {when}."
+
+        await self._respond(interaction, action())
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    @app_commands.command(name="show", description="Show the server's quota settings, or one member's quota")
+    @app_commands.describe(user="A member (leave out for the whole server)")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def show(self, interaction: discord.Interaction, user: Person | None = None) -> None:
+        async def action() -> str:
+            guild_id = interaction.guild_id
+            guild = await self.quotas.guild_settings(guild_id)
+            since, _ = periods.period_bounds(guild.period, self.bot.storage.clock())
+            prompt_filter = self.bot.jobs.prompt_filter
+            if user is not None:
+                member = checked_member(interaction, user)
+                usage = await self.quotas.usage(guild_id, member.id, role_ids(member))
+                blocked = await prompt_filter.blocked_count(guild_id, since=since, user_id=member.id)
+                return quota_format.member_report(
+                    member.mention, usage, max_concurrent=guild.max_concurrent, blocked_prompts=blocked
+                )
+            server = interaction.guild
+            return quota_format.server_report(
+                guild,
+                await self.quotas.overrides(guild_id),
+                await self.quotas.top_users(guild_id, TOP_USERS),
+                budget_used=await self.quotas.guild_usage(guild_id),
+                blocked_prompts=await prompt_filter.blocked_count(guild_id, since=since),
+                role_exists=lambda role_id: server is None or server.get_role(role_id) is not None,
+            )
+
+        await self._respond(interaction, action())
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(QuotaAdmin(bot))

@@ -1,19 +1,26 @@
-"""Download a job's images and plan how to post them within Discord's limits.
+"""Download a job's images and post them within Discord's limits.
 
 Discord takes at most 10 attachments per message and a per-guild number of bytes per message.
-Images are streamed to files (never all held in memory), kept in order, packed greedily into as
-few messages as the limits allow, re-encoded as JPEG when one image alone is too large, and
-linked as a last resort when even that does not fit.
+Images are streamed to files (never all held in memory), downloaded a few at a time, and posted in
+order, packed greedily into as few messages as the limits allow (filling each message before
+starting the next is optimal when the order must be kept). An image too large alone is re-encoded
+as JPEG; one that does not fit even then is linked, as a last resort.
+
+The upload limit a guild advertises can be wrong: when Discord refuses a message as too large, the
+limit is lowered and the rest of the set is packed again. Progress is saved after every message,
+so a restart goes on after the last image posted instead of posting the set twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -23,10 +30,32 @@ MAX_FILES_PER_MESSAGE = 10
 # Room for the multipart envelope and the JSON payload next to the files.
 MESSAGE_OVERHEAD_BYTES = 256 * 1024
 JPEG_QUALITIES = (92, 85, 75)
+JPEG_SCALES = (1.0, 0.75, 0.5)
+POST_ATTEMPTS = 5
+MAX_LIMIT_CUTS = 8  # after this many "too large" answers for one set, what is left is linked
+LIMIT_CUT_FACTOR = 0.75
 
 
 class Downloader(Protocol):
     async def download(self, url: str, *, max_bytes: int, dest: Path | None = None) -> bytes | Path: ...
+
+
+class ProgressStore(Protocol):
+    async def get_meta(self, key: str) -> str | None: ...
+
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+
+class UploadTooLarge(Exception):
+    """Discord refused a message as too large: its real upload limit is below `sent_bytes`."""
+
+    def __init__(self, sent_bytes: int) -> None:
+        super().__init__(f"Discord refused {sent_bytes} bytes as too large")
+        self.sent_bytes = sent_bytes
+
+
+class PostRefused(Exception):
+    """Posting cannot succeed by trying again (missing permissions, say); the message is for members."""
 
 
 @dataclass(frozen=True)
@@ -43,36 +72,81 @@ class PreparedImage:
 
 
 @dataclass
-class DeliveryPlan:
-    batches: list[list[PreparedImage]] = field(default_factory=list)
-    linked: list[PreparedImage] = field(default_factory=list)
+class DeliveryProgress:
+    """What was posted so far; saved after every message."""
+
+    through: int = 0  # the highest image index posted (or linked)
+    delivered: int = 0
+    messages: int = 0
+    first_url: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> DeliveryProgress:
+        try:
+            data = json.loads(text) if text else {}
+            progress = cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+            counts = (progress.through, progress.delivered, progress.messages)
+            if all(type(n) is int and n >= 0 for n in counts) and isinstance(progress.first_url, str | None):
+                return progress
+        except (ValueError, TypeError):
+            pass
+        log.warning("unreadable delivery progress %r; starting the set over", text)
+        return cls()
+
+
+@dataclass
+class DeliveryReport:
+    asked: int
+    returned: int  # how many images RunComfy made
+    progress: DeliveryProgress
     missing: list[int] = field(default_factory=list)  # indexes that could not be downloaded
+    reencoded: int = 0
+    linked: int = 0
+    limit_cut: bool = False  # Discord refused a message as too large, so the set was packed again
+    failed: str | None = None  # why posting stopped before the end
 
     @property
     def delivered(self) -> int:
-        return sum(len(batch) for batch in self.batches) + len(self.linked)
-
-    @property
-    def reencoded(self) -> int:
-        return sum(1 for batch in self.batches for image in batch if image.reencoded)
+        return self.progress.delivered
 
     def notes(self) -> list[str]:
         """What a member should be told about how the set was posted."""
         notes = []
-        if self.reencoded:
-            notes.append(f"{self.reencoded} image(s) were converted to JPEG to fit this server's upload limit.")
-        if self.linked:
+        if self.returned < self.asked:
             notes.append(
-                f"{len(self.linked)} image(s) were too large to upload even as JPEG; they are linked instead "
-                "(the links expire after about a day)."
+                f"RunComfy made {self.returned} of the {self.asked} images asked for "
+                "(the model decides how many, up to the number asked)."
             )
         if self.missing:
-            notes.append(f"{len(self.missing)} image(s) could not be downloaded; they were not charged.")
+            notes.append(f"{_images(len(self.missing))} could not be downloaded from RunComfy: not charged.")
+        if self.limit_cut:
+            notes.append("Discord refused a message as too large, so the set was split into smaller messages.")
+        if self.reencoded:
+            notes.append(f"{_images(self.reencoded)} converted to JPEG to fit this server's upload limit.")
+        if self.linked:
+            notes.append(
+                f"{_images(self.linked)} too large to upload even as JPEG: linked below instead "
+                "(the links expire after about a day)."
+            )
+        if self.failed:
+            notes.append(f"The rest could not be posted ({self.failed}): not charged.")
         return notes
+
+
+def _images(count: int) -> str:
+    return "1 image" if count == 1 else f"{count} images"
 
 
 def image_name(job_id: str, index: int, suffix: str = ".png") -> str:
     return f"seedream_{job_id}_{index:02d}{suffix}"
+
+
+def message_budget(upload_limit: int) -> int:
+    """Bytes of files one message may carry under `upload_limit`."""
+    return max(upload_limit - MESSAGE_OVERHEAD_BYTES, upload_limit // 2)
 
 
 async def download_images(
@@ -83,8 +157,9 @@ async def download_images(
     *,
     max_bytes: int,
     concurrency: int,
+    skip_through: int = 0,
 ) -> list[PreparedImage | int]:
-    """Download every URL into `folder`, at most `concurrency` at a time, keeping the order.
+    """Download the images after index `skip_through` into `folder`, at most `concurrency` at a time, in order.
 
     Returns a PreparedImage per success, or the 1-based index of each image that failed.
     """
@@ -102,21 +177,25 @@ async def download_images(
         size = (await asyncio.to_thread(dest.stat)).st_size
         return PreparedImage(index, dest, size, url)
 
-    return list(await asyncio.gather(*(fetch(i, url) for i, url in enumerate(urls, start=1))))
+    wanted = [(index, url) for index, url in enumerate(urls, start=1) if index > skip_through]
+    return list(await asyncio.gather(*(fetch(index, url) for index, url in wanted)))
 
 
 def _reencode_jpeg(path: Path, budget: int) -> Path | None:
     """Blocking: write a JPEG next to `path` that fits `budget` bytes, or None if none does."""
-    target = path.with_suffix(".jpg")
+    target = path.with_name(path.stem + ".fit.jpg")
     with Image.open(path) as source:
         image = source.convert("RGB")
     try:
-        for scale in (1.0, 0.75, 0.5):
-            resized = image if scale == 1.0 else image.resize((int(image.width * scale), int(image.height * scale)))
+        for scale in JPEG_SCALES:
+            size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+            resized = image if scale == 1.0 else image.resize(size)
             for quality in JPEG_QUALITIES:
                 resized.save(target, "JPEG", quality=quality, optimize=True)
                 if target.stat().st_size <= budget:
-                    return target
+                    final = path.with_suffix(".jpg")
+                    target.replace(final)
+                    return final
     finally:
         image.close()
     target.unlink(missing_ok=True)
@@ -135,44 +214,142 @@ async def fit_image(image: PreparedImage, budget: int) -> PreparedImage | None:
     if smaller is None:
         return None
     size = (await asyncio.to_thread(smaller.stat)).st_size
-    await asyncio.to_thread(image.path.unlink, missing_ok=True)
+    if smaller != image.path:
+        await asyncio.to_thread(image.path.unlink, missing_ok=True)
     return PreparedImage(image.index, smaller, size, image.source_url, reencoded=True)
 
 
-def pack(
-    images: Sequence[PreparedImage], budget: int, max_files: int = MAX_FILES_PER_MESSAGE
-) -> list[list[PreparedImage]]:
-    """Split images, in order, into the fewest messages of at most `max_files` and `budget` bytes.
+async def _next_batch(queue: deque[PreparedImage], budget: int) -> list[PreparedImage]:
+    """Take the next message's images from the front of `queue`, re-encoding those too large alone.
 
-    Filling each message before starting the next is optimal when the order must be kept.
+    Empty when the first image cannot fit even re-encoded: it must be linked.
     """
-    batches: list[list[PreparedImage]] = []
-    current: list[PreparedImage] = []
+    batch: list[PreparedImage] = []
     total = 0
-    for image in images:
-        if current and (len(current) >= max_files or total + image.size > budget):
-            batches.append(current)
-            current, total = [], 0
-        current.append(image)
-        total += image.size
-    if current:
-        batches.append(current)
-    return batches
-
-
-async def plan_delivery(downloaded: Sequence[PreparedImage | int], upload_limit: int) -> DeliveryPlan:
-    """Fit each image under the upload limit and pack them into messages."""
-    budget = max(upload_limit - MESSAGE_OVERHEAD_BYTES, upload_limit // 2)
-    plan = DeliveryPlan()
-    uploadable: list[PreparedImage] = []
-    for item in downloaded:
-        if isinstance(item, int):
-            plan.missing.append(item)
-            continue
-        fitted = await fit_image(item, budget)
+    while queue and len(batch) < MAX_FILES_PER_MESSAGE:
+        fitted = await fit_image(queue[0], budget)
         if fitted is None:
-            plan.linked.append(PreparedImage(item.index, None, item.size, item.source_url))
-        else:
-            uploadable.append(fitted)
-    plan.batches = pack(uploadable, budget)
-    return plan
+            break
+        queue[0] = fitted
+        if batch and total + fitted.size > budget:
+            break
+        batch.append(queue.popleft())
+        total += fitted.size
+    return batch
+
+
+class PostingFailed(Exception):
+    """Discord would not take a message even after several attempts; the message is for members."""
+
+
+PostImages = Callable[[Sequence[PreparedImage]], Awaitable[str | None]]
+PostLink = Callable[[PreparedImage], Awaitable[str | None]]
+
+
+@dataclass
+class SetPoster:
+    """Posts a downloaded set through the Discord side, saving progress after each message."""
+
+    post_images: PostImages  # one message of files; returns its URL; may raise UploadTooLarge or PostRefused
+    post_link: PostLink  # one message linking an image that cannot be uploaded
+    save_progress: Callable[[DeliveryProgress], Awaitable[None]]
+    lower_limit: Callable[[int], None] = lambda _limit: None  # told the limit learnt from a refusal
+    retry_pause: float = 1.0
+
+    async def post(
+        self,
+        downloaded: Sequence[PreparedImage | int],
+        *,
+        upload_limit: int,
+        progress: DeliveryProgress,
+        asked: int,
+        returned: int,
+    ) -> DeliveryReport:
+        report = DeliveryReport(asked, returned, progress, missing=[i for i in downloaded if isinstance(i, int)])
+        queue = deque(i for i in downloaded if not isinstance(i, int) and i.index > progress.through)
+        limit, cuts = upload_limit, 0
+        try:
+            while queue:
+                batch = [] if cuts > MAX_LIMIT_CUTS else await _next_batch(queue, message_budget(limit))
+                if not batch:
+                    image = queue.popleft()
+                    log.warning("image %d does not fit the upload limit (%d bytes); linking it", image.index, limit)
+                    url = await self._attempt(lambda image=image: self.post_link(image))
+                    report.linked += 1
+                    await self._record(progress, image.index, 1, url)
+                    continue
+                try:
+                    url = await self._attempt(lambda batch=batch: self.post_images(batch))
+                except UploadTooLarge as exc:
+                    cuts += 1
+                    report.limit_cut = True
+                    queue.extendleft(reversed(batch))
+                    limit = max(1, int(min(limit, exc.sent_bytes) * LIMIT_CUT_FACTOR))
+                    log.warning("Discord refused %d bytes as too large; trying with %d", exc.sent_bytes, limit)
+                    self.lower_limit(limit)
+                    continue
+                report.reencoded += sum(1 for image in batch if image.reencoded)
+                await self._record(progress, batch[-1].index, len(batch), url)
+        except PostingFailed as exc:
+            report.failed = str(exc)
+        return report
+
+    async def _attempt(self, post: Callable[[], Awaitable[str | None]]) -> str | None:
+        for attempt in range(1, POST_ATTEMPTS + 1):
+            try:
+                return await post()
+            except (UploadTooLarge, asyncio.CancelledError):
+                raise
+            except PostRefused as exc:
+                raise PostingFailed(str(exc)) from exc
+            except Exception as exc:
+                log.warning("posting images failed (attempt %d of %d): %s", attempt, POST_ATTEMPTS, exc)
+                if attempt == POST_ATTEMPTS:
+                    raise PostingFailed("Discord kept refusing the upload") from exc
+                await asyncio.sleep(min(30.0, self.retry_pause * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable")
+
+    async def _record(self, progress: DeliveryProgress, through: int, count: int, url: str | None) -> None:
+        progress.through = through
+        progress.delivered += count
+        progress.messages += 1
+        if progress.first_url is None and url:
+            progress.first_url = url
+        await self.save_progress(progress)
+
+
+async def post_set(
+    downloader: Downloader,
+    observer: Any,
+    job: Any,
+    urls: Sequence[str],
+    folder: Path,
+    *,
+    meta: ProgressStore,
+    max_bytes: int,
+    concurrency: int,
+    retry_pause: float,
+) -> DeliveryReport:
+    """Download what is not posted yet of a job's set and post it through `observer` (see tracker.JobObserver).
+
+    Progress lives in `meta`, so a restart goes on after the last image posted.
+    """
+    key = f"delivery:{job.id}"
+    progress = DeliveryProgress.from_json(await meta.get_meta(key))
+    downloaded = await download_images(
+        downloader, urls, folder, job.id, max_bytes=max_bytes, concurrency=concurrency, skip_through=progress.through
+    )
+    total = len(urls)
+
+    async def save(progress: DeliveryProgress) -> None:
+        await meta.set_meta(key, progress.to_json())
+
+    poster = SetPoster(
+        post_images=lambda batch: observer.post_images(job, batch, total),
+        post_link=lambda image: observer.post_link(job, image, total),
+        save_progress=save,
+        lower_limit=lambda limit: observer.lower_upload_limit(job, limit),
+        retry_pause=retry_pause,
+    )
+    limit, asked = observer.upload_limit(job), job.images_reserved
+    return await poster.post(downloaded, upload_limit=limit, progress=progress, asked=asked, returned=total)

@@ -1,28 +1,50 @@
-"""Creating and submitting jobs: validate, reserve the quota, submit once, hand over to the tracker."""
+"""Creating and submitting jobs: validate, filter the prompt, reserve images, submit once, then track."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
 from bot.jobstate import JobState
+from bot.logging_setup import for_job
+from bot.prompt_filter import PromptFilter
 from bot.quotas import Quotas
-from bot.runcomfy import AuthError, RunComfyClient, RunComfyError, SubmissionOutcomeUnknown
+from bot.runcomfy import (
+    AuthError,
+    JobHandle,
+    RateLimitedError,
+    RunComfyClient,
+    RunComfyError,
+    SubmissionOutcomeUnknown,
+)
 from bot.seedream import SeedreamRequest, build_request
 from bot.storage import Job, Storage
 from bot.tracker import Tracker
 
 log = logging.getLogger(__name__)
 
+# A 429 answer means RunComfy did not take the job, so sending it again cannot charge twice.
+RATE_LIMITED_ATTEMPTS = 4
+RATE_LIMITED_MAX_WAIT = 10.0
 OUTCOME_UNKNOWN_MESSAGE = "RunComfy did not confirm the job, so it may or may not have started; it was not sent again"
 
 
 class JobService:
-    def __init__(self, storage: Storage, quotas: Quotas, runcomfy: RunComfyClient, tracker: Tracker) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        quotas: Quotas,
+        runcomfy: RunComfyClient,
+        tracker: Tracker,
+        *,
+        prompt_filter: PromptFilter | None = None,
+    ) -> None:
         self.storage = storage
         self.quotas = quotas
         self.runcomfy = runcomfy
         self.tracker = tracker
+        self.prompt_filter = prompt_filter or PromptFilter(storage)
 
     async def create(
         self,
@@ -37,34 +59,51 @@ class JobService:
         seed: int | None = None,
         mode: str | None = None,
     ) -> tuple[Job, SeedreamRequest]:
-        """Validate the options and reserve their images. Raises ValidationError or QuotaRefused."""
+        """Validate the options, check the prompt filter, then reserve the images.
+
+        Raises ValidationError (PromptBlocked, a subclass, for a blocked prompt: nothing is reserved) or QuotaRefused.
+        """
         options = {"prompt": prompt, "images": images, "seed": seed}
         if aspect is not None:
             options["aspect"] = aspect
         if mode is not None:
             options["mode"] = mode
         request = build_request(**options)
+        await self.prompt_filter.check(guild_id, user_id, request.prompt)
         job = await self.quotas.reserve(
             guild_id, user_id, role_ids, request.images, channel_id=channel_id, options=request.options()
         )
-        log.info("job %s: reserved %d image(s) for user %s in guild %s", job.id, job.images_reserved, user_id, guild_id)
+        for_job(log, job).info("reserved %d image(s)", job.images_reserved)
         return job, request
 
     async def submit(self, job: Job) -> Job:
         """Submit a pending job exactly once. RunComfy errors end the job (refunded) instead of raising."""
         request = build_request(**job.options)
+        job_log = for_job(log, job)
         try:
-            handle = await self.runcomfy.submit(request)
+            handle = await self._submit_when_not_rate_limited(request)
         except SubmissionOutcomeUnknown:
-            log.error("job %s: submission outcome unknown; not resubmitted", job.id)
+            job_log.error("submission outcome unknown; not resubmitted")
             return await self.storage.finish_job(job.id, JobState.FAILED, error=OUTCOME_UNKNOWN_MESSAGE)
         except RunComfyError as exc:
             if isinstance(exc, AuthError):
-                log.error("job %s: RunComfy rejected the API token; an admin must fix RUNCOMFY_API_TOKEN", job.id)
+                job_log.error("RunComfy rejected the API token; an admin must fix RUNCOMFY_API_TOKEN")
             else:
-                log.warning("job %s: submission refused: %s", job.id, type(exc).__name__)
+                job_log.warning("submission refused: %s", type(exc).__name__)
             return await self.storage.finish_job(job.id, JobState.FAILED, error=exc.user_message)
         job = await self.storage.set_request_id(job.id, handle.request_id)
-        log.info("job %s: submitted as request %s", job.id, handle.request_id)
+        for_job(log, job).info("submitted")
         self.tracker.follow(job)
         return job
+
+    async def _submit_when_not_rate_limited(self, request: SeedreamRequest) -> JobHandle:
+        attempt = 1
+        while True:
+            try:
+                return await self.runcomfy.submit(request)
+            except RateLimitedError as exc:
+                if attempt >= RATE_LIMITED_ATTEMPTS:
+                    raise
+                wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
+                await asyncio.sleep(min(max(wait, 0.0), RATE_LIMITED_MAX_WAIT))
+                attempt += 1

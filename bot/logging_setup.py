@@ -203,3 +203,14 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         # Never louder than asked: LOG_LEVEL=ERROR keeps discord.gateway at ERROR too.
         logging.getLogger(name).setLevel(max(level, logging.getLevelName(settings.log_level)))
     logging.captureWarnings(True)
+
+
+def for_job(logger: logging.Logger | logging.LoggerAdapter, job: Any) -> ContextAdapter:
+    """`logger` carrying a job's id, guild, user and RunComfy request_id."""
+    return job_log(
+        logger,
+        job=job.id,
+        guild=job.guild_id,
+        user=job.user_id,
+        request_id=getattr(job, "request_id", None),
+    )

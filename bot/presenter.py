@@ -1,24 +1,31 @@
 """The Discord side of a job: its status message and its image messages.
 
-While the interaction token lives (15 minutes; we stop using it a little before), the status is the
-reply to `/imagine`, edited through the interaction webhook. After that, or as soon as Discord says
-the token is gone, the bot posts an ordinary message in the channel (replying to the original) and
-edits that one instead. Edits are coalesced: only when what people see changed, and at most once
-per `edit_interval` seconds per job.
+While the interaction token lives (15 minutes; we stop using it a minute before), the status is the
+reply to the command, edited through the interaction webhook, and the images are followups. After
+that, or as soon as Discord says the token (or the reply) is gone, the bot posts ordinary messages
+in the channel, replying to the original, and edits its own status message there instead.
+
+Edits are coalesced: only when what people see changed, and at most once per `edit_interval`
+seconds per job. A failed edit is tried again a few times, then left until the next change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import discord
 
 from bot.buttons import job_view
-from bot.delivery import DeliveryPlan, PreparedImage
+from bot.delivery import DeliveryReport, PostRefused, PreparedImage, UploadTooLarge
+from bot.logging_setup import for_job
 from bot.status_render import StatusView, render_status, shorten
 from bot.storage import Job, Storage
 
@@ -28,31 +35,56 @@ TOKEN_LIFETIME = 15 * 60
 TOKEN_MARGIN = 60  # stop using a token a minute before Discord does
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 TOKEN_GONE_CODES = {50027, 10015}  # invalid webhook token, unknown webhook
+UNKNOWN_MESSAGE = 10008
+TOO_LARGE_CODE = 40005
+TOO_MANY_EDITS_CODE = 30046  # a message older than an hour was edited too often: wait for the next change
+EDIT_RETRIES = 4
+EDIT_RETRY_PAUSE = 0.25  # doubled after each failed attempt
+STATUS_FIELD_CHARS = 1024
+REMEMBERED_FINISHED_JOBS = 1024
+# What the bot needs to post in a channel on its own, once the interaction token is gone.
+CHANNEL_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "attach_files", "read_message_history")
+MISSING_PERMISSION_TEXT = "I'm not allowed to post in that channel (missing permissions)"
 
 
-class TokenGone(Exception):
-    pass
+class ReplyGone(Exception):
+    """The interaction reply cannot be used any more: the token expired, or the reply was deleted."""
+
+    def __init__(self, *, token_dead: bool) -> None:
+        super().__init__("token expired" if token_dead else "reply deleted")
+        self.token_dead = token_dead
 
 
 @dataclass
 class _Slot:
     latest: Job
+    notes: tuple[str, ...] = ()
     shown: StatusView | None = None
-    extra: tuple[str, ...] = ()
-    last_edit: float = float("-inf")
+    abandoned: StatusView | None = None  # a view whose edit kept failing; tried again once something changes
+    next_edit: float = float("-inf")
     task: asyncio.Task[None] | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
     return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
-def status_embed(view: StatusView, extra: Sequence[str] = ()) -> discord.Embed:
+def _fit_lines(lines: Sequence[str], limit: int) -> str:
+    """Join lines, dropping those that would exceed `limit` characters."""
+    text = shorten(lines[0], limit) if lines else ""
+    for line in lines[1:]:
+        if len(text) + 1 + len(line) <= limit:
+            text += "\n" + line
+    return text
+
+
+def status_embed(view: StatusView) -> discord.Embed:
     embed = discord.Embed(title=view.title, description=view.description, colour=view.colour)
     for name, value in view.fields:
         embed.add_field(name=name, value=value, inline=True)
-    embed.add_field(name="Status", value="\n".join((view.state_line, *extra)), inline=False)
+    embed.add_field(name="Status", value=_fit_lines((view.state_line, *view.notes), STATUS_FIELD_CHARS), inline=False)
+    if view.footer:
+        embed.set_footer(text=view.footer)
     return embed
 
 
@@ -63,209 +95,300 @@ class DiscordPresenter:
         self._interval = edit_interval
         self._slots: dict[str, _Slot] = {}
         self._dead_tokens: set[str] = set()
+        self._deleted_replies: set[str] = set()
+        self._interaction_limits: dict[int, int] = {}  # guild -> the upload limit its last interaction announced
+        self._refused_limits: dict[int, int] = {}  # guild -> a limit learnt from Discord refusing a message
+        self._finished: OrderedDict[str, None] = OrderedDict()  # recently finished jobs, oldest first
+        self._closed = False
 
-    # ---- status message ------------------------------------------------------------------
+    # ---- the first status ----------------------------------------------------------------------------
+
+    async def attach_reply(self, interaction: discord.Interaction, job: Job) -> Job:
+        """Show a new job on the deferred response of `interaction` and record where that reply lives.
+
+        Discord errors are logged, not raised: the status is then posted in the channel at the next change.
+        """
+        if interaction.guild_id is not None:
+            self._interaction_limits[interaction.guild_id] = interaction.filesize_limit
+        view = render_status(job)
+        try:
+            message = await interaction.edit_original_response(embed=status_embed(view), view=_buttons(job, view))
+        except discord.HTTPException as exc:
+            for_job(log, job).warning("the reply could not be edited (HTTP %s); using the channel", exc.status)
+            return job
+        job = await self._storage.set_reply(
+            job.id,
+            interaction_token=interaction.token,
+            application_id=interaction.application_id,
+            token_created_at=interaction.created_at.timestamp(),
+            reply_message_id=message.id,
+            reply_channel_id=message.channel.id,
+        )
+        slot = self._slots.setdefault(job.id, _Slot(job))
+        slot.shown, slot.next_edit = view, time.monotonic() + self._interval
+        await self._warn_missing_permissions(interaction, job)
+        return job
+
+    async def _warn_missing_permissions(self, interaction: discord.Interaction, job: Job) -> None:
+        granted = interaction.app_permissions
+        missing = [_label(name) for name in CHANNEL_PERMISSIONS if not getattr(granted, name)]
+        if not missing:
+            return
+        log.warning(
+            "job %s: the bot lacks %s in channel %s of guild %s; it can post there only for the 15 minutes the "
+            "interaction lasts",
+            job.id,
+            ", ".join(missing),
+            interaction.channel_id,
+            interaction.guild_id,
+        )
+        text = (
+            f"Heads-up: I'm missing {', '.join(missing)} in this channel, so I can only post here through this "
+            "reply for 15 minutes. If your images take longer, I'll tell you by DM. A server admin can fix "
+            "this in the channel's permissions."
+        )
+        try:
+            await interaction.followup.send(text, ephemeral=True)
+        except discord.HTTPException:
+            for_job(log, job).warning("could not warn the member about the missing permissions")
+
+    # ---- status message ------------------------------------------------------------------------------
 
     async def job_changed(self, job: Job) -> None:
+        if self._closed:
+            return
         slot = self._slots.get(job.id)
         if slot is None:
+            if job.id in self._finished and not job.state.terminal:
+                return  # a snapshot read before the job finished
             slot = self._slots[job.id] = _Slot(job)
+        elif job.updated_at < slot.latest.updated_at or (slot.latest.state.terminal and not job.state.terminal):
+            return  # an older snapshot must not undo a newer one
         slot.latest = job
         if slot.task is None or slot.task.done():
-            slot.task = asyncio.create_task(self._flush(job.id), name=f"status-{job.id}")
+            slot.task = asyncio.create_task(self._run(job.id), name=f"status-{job.id}")
 
-    async def flush(self, job_id: str) -> None:
-        """Wait until the pending edits of a job are on Discord (for shutdown and tests)."""
-        slot = self._slots.get(job_id)
-        if slot is not None and slot.task is not None:
-            await asyncio.shield(slot.task)
+    async def close(self) -> None:
+        """Drop pending edits (a restart shows every unfinished job again)."""
+        self._closed = True
+        tasks = [slot.task for slot in self._slots.values() if slot.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _flush(self, job_id: str) -> None:
+    async def _run(self, job_id: str) -> None:
         slot = self._slots[job_id]
+        failures = 0
         while True:
-            wait = slot.last_edit + self._interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
             job = slot.latest
-            view = render_status(job)
-            if (view, slot.extra) != (slot.shown, slot.extra) or slot.shown is None:
-                try:
-                    await self._show(job, view, slot.extra)
-                    slot.shown = view
-                except Exception:
-                    log.exception("job %s: status message could not be edited", job.id)
-                slot.last_edit = time.monotonic()
-            if slot.latest is job:
+            view = render_status(job, slot.notes)
+            if view == slot.shown or view == slot.abandoned:
                 break
+            delay = slot.next_edit - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue  # what to show may have changed meanwhile
+            slot.next_edit = time.monotonic() + self._interval
+            try:
+                await self._show(job, view)
+            except Exception as exc:
+                failures += 1
+                unexpected = not isinstance(exc, discord.HTTPException | PostRefused)
+                hopeless = isinstance(exc, PostRefused) or getattr(exc, "code", None) == TOO_MANY_EDITS_CODE
+                if hopeless or failures > EDIT_RETRIES:
+                    for_job(log, job).warning("gave up editing the status message: %s", exc, exc_info=unexpected)
+                    slot.abandoned, failures = view, 0
+                else:
+                    for_job(log, job).warning("status message not updated (%s); will retry", exc, exc_info=unexpected)
+                    pause = EDIT_RETRY_PAUSE * 2 ** (failures - 1)
+                    slot.next_edit = time.monotonic() + max(self._interval, pause)
+                continue
+            slot.shown, failures = view, 0
         if slot.latest.state.terminal:
             self._slots.pop(job_id, None)
+            self._finished[job_id] = None
+            if len(self._finished) > REMEMBERED_FINISHED_JOBS:
+                self._finished.popitem(last=False)
 
-    async def _show(self, job: Job, view: StatusView, extra: Sequence[str]) -> None:
-        embed = status_embed(view, extra)
-        components = job_view(job.id, cancellable=view.cancellable)
-        if self._token_usable(job):
+    async def _show(self, job: Job, view: StatusView) -> None:
+        embed, buttons = status_embed(view), _buttons(job, view)
+        if self._reply_usable(job):
             try:
-                await self._webhook(job).edit_message(job.reply_message_id, embed=embed, view=components)
+                async with _reply_errors():
+                    await self._webhook(job).edit_message(job.reply_message_id, embed=embed, view=buttons)
                 return
-            except TokenGone:
-                self._dead_tokens.add(job.id)
-        await self._show_in_channel(job, embed, components)
+            except ReplyGone as gone:
+                self._give_up_reply(job, gone)
+        await self._show_in_channel(job, embed, buttons)
 
-    def _token_usable(self, job: Job) -> bool:
-        if job.id in self._dead_tokens:
-            return False
-        if not (job.interaction_token and job.application_id and job.reply_message_id and job.token_created_at):
-            return False
-        return time.time() < job.token_created_at + TOKEN_LIFETIME - TOKEN_MARGIN
-
-    def _webhook(self, job: Job) -> _InteractionWebhook:
-        return _InteractionWebhook(discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot))
-
-    async def _show_in_channel(self, job: Job, embed: discord.Embed, components) -> None:
+    async def _show_in_channel(self, job: Job, embed: discord.Embed, buttons: discord.ui.View | None) -> None:
         channel = await self._channel(job)
         key = f"status_message:{job.id}"
         known = await self._storage.get_meta(key)
         if known:
             try:
-                await channel.get_partial_message(int(known)).edit(embed=embed, view=components)
+                await channel.get_partial_message(int(known)).edit(embed=embed, view=buttons)
                 return
             except discord.NotFound:
-                pass
-        reference = None
-        if job.reply_message_id:
-            reference = discord.MessageReference(
-                message_id=job.reply_message_id, channel_id=channel.id, fail_if_not_exists=False
-            )
-        message = await self._send(job, channel, embed=embed, view=components, reference=reference)
+                for_job(log, job).info("its status message was deleted; posting a new one")
+            except discord.Forbidden as exc:
+                raise await self._refused(job) from exc
+        message = await self._send_to_channel(job, channel, embed=embed, view=buttons)
         await self._storage.set_meta(key, str(message.id))
 
-    # ---- images ------------------------------------------------------------------------------
+    # ---- images ---------------------------------------------------------------------------------------
 
     def upload_limit(self, job: Job) -> int:
+        """Bytes one message may carry in the job's guild, as far as the bot knows."""
         guild = self._bot.get_guild(job.guild_id)
-        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+        limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+        known = (self._interaction_limits.get(job.guild_id), self._refused_limits.get(job.guild_id))
+        return min([limit, *(value for value in known if value)])
 
-    async def post_images(self, job: Job, batch: Sequence[PreparedImage], part: int, parts: int) -> str | None:
-        total = job.images_reserved
-        first, last = batch[0].index, batch[-1].index
-        numbers = f"image {first}" if first == last else f"images {first}–{last}"
-        content = f"<@{job.user_id}> **{shorten(job.options.get('prompt', ''), 120)}** — {numbers} of {total}"
-        if parts > 1:
-            content += f" (part {part}/{parts})"
-        message = await self._post_fitting(job, list(batch), content)
+    def lower_upload_limit(self, job: Job, limit: int) -> None:
+        """Discord refused a message as too large in this guild: use at most `limit` bytes from now on."""
+        self._refused_limits[job.guild_id] = min(limit, self._refused_limits.get(job.guild_id, limit))
+
+    async def post_images(self, job: Job, batch: Sequence[PreparedImage], total: int) -> str | None:
+        """Post one message of images; return its link. Raises UploadTooLarge if Discord finds it too large."""
+        content = _caption(job, batch[0].index, batch[-1].index, total)
+        try:
+            message = await self._post(job, content, [image.path for image in batch if image.path is not None])
+        except discord.HTTPException as exc:
+            if exc.status == 413 or exc.code == TOO_LARGE_CODE:
+                raise UploadTooLarge(sum(image.size for image in batch)) from exc
+            raise
         return jump_url(job.guild_id, message.channel.id, message.id)
 
-    async def _post_fitting(self, job: Job, batch: list[PreparedImage], content: str) -> discord.Message:
-        """Post a batch; if Discord finds it too large after all, split it, and link a lone image."""
-        try:
-            return await self._send_files(job, batch, content)
-        except discord.HTTPException as exc:
-            if exc.status != 413 and exc.code != 40005:
-                raise
-        if len(batch) == 1:
-            log.warning("job %s: image %d is over the upload limit; linking it", job.id, batch[0].index)
-            link = f"{content}\nImage {batch[0].index} was too large to upload here: {batch[0].source_url}"
-            return await self._send_text(job, link)
-        middle = len(batch) // 2
-        first = await self._post_fitting(job, batch[:middle], content)
-        await self._post_fitting(job, batch[middle:], content + " (continued)")
-        return first
+    async def post_link(self, job: Job, image: PreparedImage, total: int) -> str | None:
+        """Post a link to an image too large to upload here."""
+        content = _caption(job, image.index, image.index, total)
+        content += f"\nImage {image.index} is too large to upload here; it is at RunComfy: <{image.source_url}>"
+        message = await self._post(job, content, [])
+        return jump_url(job.guild_id, message.channel.id, message.id)
 
-    async def _send_text(self, job: Job, content: str) -> discord.Message:
-        allowed = discord.AllowedMentions(users=[discord.Object(job.user_id)])
-        if self._token_usable(job):
-            try:
-                return await self._webhook(job).send(content=content, allowed_mentions=allowed)
-            except TokenGone:
-                self._dead_tokens.add(job.id)
-        return await self._send(job, await self._channel(job), content=content, allowed_mentions=allowed)
-
-    async def _send_files(self, job: Job, batch: Sequence[PreparedImage], content: str) -> discord.Message:
-        files = [discord.File(image.path, filename=image.filename) for image in batch]
-        allowed = discord.AllowedMentions(users=[discord.Object(job.user_id)])
-        try:
-            if self._token_usable(job):
-                try:
-                    return await self._webhook(job).send(content=content, files=files, allowed_mentions=allowed)
-                except TokenGone:
-                    self._dead_tokens.add(job.id)
-                    files = [discord.File(image.path, filename=image.filename) for image in batch]
-            channel = await self._channel(job)
-            return await self._send(job, channel, content=content, files=files, allowed_mentions=allowed)
-        finally:
-            for file in files:
-                file.close()
-
-    async def delivery_finished(self, job: Job, plan: DeliveryPlan, gallery_url: str | None) -> None:
-        extra = []
-        if gallery_url:
-            extra.append(f"[Jump to the images]({gallery_url})")
-        extra.extend(f"[Image {image.index}]({image.source_url})" for image in plan.linked)
-        extra.extend(plan.notes())
-        slot = self._slots.get(job.id) or self._slots.setdefault(job.id, _Slot(job))
-        slot.extra = tuple(extra)
+    async def delivery_finished(self, job: Job, report: DeliveryReport) -> None:
+        notes = [f"[Jump to the images]({report.progress.first_url})"] if report.progress.first_url else []
+        notes.extend(report.notes())
+        self._slots.setdefault(job.id, _Slot(job)).notes = tuple(notes)
         await self.job_changed(job)
 
-    # ---- plumbing -----------------------------------------------------------------------------
+    async def _post(self, job: Job, content: str, paths: Sequence[Path]) -> discord.Message:
+        allowed = discord.AllowedMentions(users=[discord.Object(job.user_id)])
+        if self._reply_usable(job):
+            try:
+                async with _opened(paths) as files, _reply_errors():
+                    return await self._webhook(job).send(content=content, allowed_mentions=allowed, wait=True, **files)
+            except ReplyGone as gone:
+                self._give_up_reply(job, gone)
+        channel = await self._channel(job)
+        async with _opened(paths) as files:
+            return await self._send_to_channel(job, channel, content=content, allowed_mentions=allowed, **files)
 
-    async def _channel(self, job: Job) -> discord.abc.Messageable:
+    # ---- plumbing -------------------------------------------------------------------------------------
+
+    def _token_alive(self, job: Job) -> bool:
+        if job.id in self._dead_tokens or not (job.interaction_token and job.application_id and job.token_created_at):
+            return False
+        return time.time() < job.token_created_at + TOKEN_LIFETIME - TOKEN_MARGIN
+
+    def _reply_usable(self, job: Job) -> bool:
+        return bool(job.reply_message_id) and job.id not in self._deleted_replies and self._token_alive(job)
+
+    def _give_up_reply(self, job: Job, gone: ReplyGone) -> None:
+        (self._dead_tokens if gone.token_dead else self._deleted_replies).add(job.id)
+        for_job(log, job).info("the command's reply can no longer be used (%s); going on in the channel", gone)
+
+    def _webhook(self, job: Job) -> discord.Webhook:
+        assert job.application_id is not None and job.interaction_token is not None
+        webhook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
+        webhook.type = discord.WebhookType.application  # an interaction's webhook: it may send ephemeral messages
+        return webhook
+
+    async def _channel(self, job: Job) -> Any:
         channel_id = job.reply_channel_id or job.channel_id
         channel = self._bot.get_channel(channel_id)
-        if channel is None:
-            channel = await self._bot.fetch_channel(channel_id)
-        return channel
+        if channel is not None:
+            return channel
+        try:
+            return await self._bot.fetch_channel(channel_id)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            raise await self._refused(job) from exc
 
-    async def _send(self, job: Job, channel, **kwargs) -> discord.Message:
+    async def _send_to_channel(self, job: Job, channel: Any, **kwargs: Any) -> discord.Message:
+        if job.reply_message_id:
+            kwargs["reference"] = discord.MessageReference(
+                message_id=job.reply_message_id, channel_id=channel.id, fail_if_not_exists=False
+            )
         try:
             return await channel.send(**kwargs)
-        except discord.Forbidden:
-            await self._report_missing_permission(job, channel)
-            raise
+        except discord.Forbidden as exc:
+            raise await self._refused(job) from exc
 
-    async def _report_missing_permission(self, job: Job, channel) -> None:
+    async def _refused(self, job: Job) -> PostRefused:
+        """Tell the requester once (privately while the token lives, else by DM), and the admins in the log."""
         key = f"permission_reported:{job.id}"
         if await self._storage.get_meta(key):
-            return
+            return PostRefused(MISSING_PERMISSION_TEXT)
         await self._storage.set_meta(key, "1")
-        log.warning(
-            "job %s: missing permission to post in channel %s of guild %s (needs Send Messages, Embed Links, "
-            "Attach Files, Read Message History)",
-            job.id,
-            channel.id,
+        channel_id = job.reply_channel_id or job.channel_id
+        for_job(log, job).warning(
+            "missing permission to post in channel %s of guild %s (needs %s)",
+            channel_id,
             job.guild_id,
+            ", ".join(map(_label, CHANNEL_PERMISSIONS)),
         )
         text = (
-            f"I can't post in <#{channel.id}> (missing permissions), so your Seedream job `{job.id}` can't be shown "
-            "there. A server admin needs to let me send messages, embed links and attach files in that channel."
+            f"I can't post in <#{channel_id}> (missing permissions), so your Seedream job `{job.id}` can't be "
+            "shown there; images that can't be posted are not charged. A server admin needs to let me send "
+            "messages, embed links and attach files in that channel."
         )
         try:
-            user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
-            await user.send(text)
+            if self._token_alive(job):
+                await self._webhook(job).send(content=text, ephemeral=True)
+            else:
+                user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
+                await user.send(text)
         except discord.HTTPException:
-            log.warning("job %s: the requester could not be told by DM either", job.id)
+            for_job(log, job).warning("the requester could not be told (no DM either)")
+        return PostRefused(MISSING_PERMISSION_TEXT)
 
 
-class _InteractionWebhook:
-    """The interaction webhook, turning Discord's 'token gone' answers into TokenGone."""
-
-    def __init__(self, webhook: discord.Webhook) -> None:
-        self._webhook = webhook
-
-    async def edit_message(self, message_id: int, **kwargs) -> None:
-        try:
-            await self._webhook.edit_message(message_id, **kwargs)
-        except discord.HTTPException as exc:
-            _raise_if_token_gone(exc)
-            raise
-
-    async def send(self, **kwargs) -> discord.Message:
-        try:
-            return await self._webhook.send(wait=True, **kwargs)
-        except discord.HTTPException as exc:
-            _raise_if_token_gone(exc)
-            raise
+def _label(permission: str) -> str:
+    return permission.replace("_", " ").title()
 
 
-def _raise_if_token_gone(exc: discord.HTTPException) -> None:
-    if exc.code in TOKEN_GONE_CODES or exc.status == 401:
-        raise TokenGone from exc
+def _buttons(job: Job, view: StatusView) -> discord.ui.View | None:
+    return job_view(job.id, cancellable=view.cancellable, finished=view.finished)
+
+
+def _caption(job: Job, first: int, last: int, total: int) -> str:
+    numbers = f"image {first}" if first == last else f"images {first}–{last}"
+    prompt = discord.utils.escape_markdown(shorten(str(job.options.get("prompt", "")), 120))
+    return f"<@{job.user_id}> **{prompt}** — {numbers} of {total}"
+
+
+@contextlib.asynccontextmanager
+async def _opened(paths: Sequence[Path]) -> AsyncIterator[dict[str, list[discord.File]]]:
+    """`files=` for a send (nothing when there are none), opened off the event loop and closed after."""
+    handles = await asyncio.gather(*(asyncio.to_thread(path.open, "rb") for path in paths))
+    files = [discord.File(handle, filename=path.name) for handle, path in zip(handles, paths, strict=True)]
+    try:
+        yield {"files": files} if files else {}
+    finally:
+        for file in files:
+            file.close()  # gives the handle its own close() back; discord.File leaves open what it did not open
+            file.fp.close()
+
+
+@contextlib.asynccontextmanager
+async def _reply_errors() -> AsyncIterator[None]:
+    """Turn Discord's 'token gone' and 'reply gone' answers on the interaction webhook into ReplyGone."""
+    try:
+        yield
+    except discord.HTTPException as exc:
+        if exc.code == UNKNOWN_MESSAGE:
+            raise ReplyGone(token_dead=False) from exc
+        if exc.code in TOKEN_GONE_CODES or exc.status == 401:
+            raise ReplyGone(token_dead=True) from exc
+        raise

@@ -1,11 +1,13 @@
 """What a job's status message says, as plain data (the Discord side turns it into an embed).
 
-Rendering is a pure function of the job, so the status editor can compare two
-renders and edit the message only when what people see has changed.
+Rendering is a pure function of the job (and of the delivery notes, once the images are posted), so
+the status editor can compare two renders and edit the message only when what people see changed.
+Nothing here depends on the time: a running job shows a Discord timestamp that counts up by itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.jobstate import JobState
@@ -13,6 +15,7 @@ from bot.seedream import Aspect
 from bot.storage import Job
 
 PROMPT_PREVIEW_CHARS = 200
+REASON_CHARS = 300
 
 COLOURS = {
     JobState.PENDING: 0x95A5A6,
@@ -25,6 +28,7 @@ COLOURS = {
     JobState.FAILED: 0xE74C3C,
     JobState.EXPIRED: 0xE74C3C,
 }
+CANCELLABLE_STATES = frozenset({JobState.PENDING, JobState.SUBMITTED, JobState.QUEUED})
 
 
 @dataclass(frozen=True)
@@ -35,14 +39,17 @@ class StatusView:
     state_line: str
     colour: int
     cancellable: bool
-    links: tuple[str, ...] = ()
+    finished: bool = False
+    notes: tuple[str, ...] = ()  # how the images were delivered, links to them
+    footer: str = ""
 
 
 def shorten(text: str, limit: int = PROMPT_PREVIEW_CHARS) -> str:
+    text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _plural(count: int, word: str = "image") -> str:
+def plural(count: int, word: str = "image") -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
@@ -58,25 +65,22 @@ def state_line(job: Job) -> str:
             return f"⏳ Queued at RunComfy — position {job.queue_position}"
         return "⏳ Queued at RunComfy"
     if state is JobState.RUNNING:
-        # A Discord timestamp counts up in every client, so the message need not be edited each second.
         started = int(job.started_at or job.updated_at)
         return f"🎨 Generating… (started <t:{started}:R>)"
     if state is JobState.DELIVERING:
         return "📤 Done generating — uploading the images…"
     if state is JobState.DELIVERED:
-        delivered = job.images_delivered
-        line = f"✅ Done — {_plural(delivered)}"
-        if delivered < job.images_reserved:
-            refund = job.images_reserved - delivered
-            line += f" (the model made fewer than {job.images_reserved}; {_plural(refund)} given back)"
-        return line
+        delivered, asked = job.images_delivered, job.images_reserved
+        if delivered >= asked:
+            return f"✅ Done — {plural(delivered)}"
+        return f"✅ Done — {delivered} of {plural(asked)}; the other {asked - delivered} given back to your quota"
     if state is JobState.CANCELLED:
-        return f"🚫 Cancelled — {_plural(job.images_reserved)} given back to your quota"
-    reason = job.error or "something went wrong"
-    return f"⚠️ Failed: {reason} — {_plural(job.images_reserved)} given back to your quota"
+        return f"🚫 Cancelled — {plural(job.images_reserved)} given back to your quota"
+    reason = shorten(job.error or "something went wrong", REASON_CHARS).rstrip(".")
+    return f"⚠️ Failed: {reason}. {plural(job.images_reserved)} given back to your quota"
 
 
-def render_status(job: Job) -> StatusView:
+def render_status(job: Job, notes: Sequence[str] = ()) -> StatusView:
     options = job.options
     try:
         aspect_label = Aspect.parse(options.get("aspect", "")).label
@@ -96,5 +100,18 @@ def render_status(job: Job) -> StatusView:
         fields=fields,
         state_line=state_line(job),
         colour=COLOURS[job.state],
-        cancellable=job.state in (JobState.PENDING, JobState.SUBMITTED, JobState.QUEUED),
+        cancellable=job.state in CANCELLABLE_STATES,
+        finished=job.state.terminal,
+        notes=tuple(notes),
+        footer=f"Job {job.id}",
     )
+
+
+def duration_text(seconds: float) -> str:
+    """'45 seconds', '30 minutes', '1 hour 5 minutes'."""
+    if seconds < 59.5:
+        return plural(round(seconds), "second")
+    hours, minutes = divmod(round(seconds / 60), 60)
+    if not hours:
+        return plural(minutes, "minute")
+    return plural(hours, "hour") + (f" {plural(minutes, 'minute')}" if minutes else "")

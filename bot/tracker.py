@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bot.delivery import DeliveryPlan, PreparedImage, download_images, plan_delivery
+from bot.delivery import DeliveryReport, PreparedImage, post_set
 from bot.jobstate import JobState
+from bot.logging_setup import for_job
 from bot.runcomfy import (
+    AuthError,
     CancelOutcome,
     JobStatus,
     NotFoundError,
@@ -29,6 +31,7 @@ from bot.runcomfy import (
     RunComfyClient,
     RunComfyError,
 )
+from bot.status_render import duration_text, shorten
 from bot.storage import Job, Storage
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,9 @@ log = logging.getLogger(__name__)
 # Seedream makes about one 2K image every 2 s; standard mode spends longer on the prompt first.
 SECONDS_PER_IMAGE = 2.0
 STANDARD_MODE_EXTRA = 5.0
-POST_ATTEMPTS = 5
 RESTART_MESSAGE = "the bot restarted while sending this job and RunComfy never confirmed it, so it was not sent again"
+EXPIRED_MESSAGE = "RunComfy no longer knows this job (it expired)"
+NOT_DOWNLOADED_MESSAGE = "the images could not be downloaded from RunComfy (they may have expired)"
 
 
 class JobObserver(Protocol):
@@ -45,17 +49,19 @@ class JobObserver(Protocol):
 
     async def job_changed(self, job: Job) -> None: ...
 
-    async def post_images(self, job: Job, batch: Sequence[PreparedImage], part: int, parts: int) -> str | None:
-        """Post one message of images; return its jump URL."""
+    async def post_images(self, job: Job, batch: Sequence[PreparedImage], total: int) -> str | None:
+        """Post one message of images; return its link. May raise UploadTooLarge or PostRefused."""
         ...
 
-    async def delivery_finished(self, job: Job, plan: DeliveryPlan, gallery_url: str | None) -> None: ...
+    async def post_link(self, job: Job, image: PreparedImage, total: int) -> str | None: ...
+
+    async def delivery_finished(self, job: Job, report: DeliveryReport) -> None: ...
 
     def upload_limit(self, job: Job) -> int: ...
 
+    def lower_upload_limit(self, job: Job, limit: int) -> None: ...
 
-class _PostingFailed(Exception):
-    pass
+    async def close(self) -> None: ...
 
 
 class CancelReply(enum.Enum):
@@ -106,6 +112,7 @@ class Tracker:
         self._observer = observer
         self._config = config
         self._clock = clock
+        self._started_at = clock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._closing = False
@@ -124,9 +131,12 @@ class Tracker:
         resumed = 0
         for job in await self._storage.unfinished_jobs():
             if job.request_id is None:
-                # Still pending: the previous run died before RunComfy confirmed the submission.
-                job = await self._finish(job, JobState.FAILED, error=RESTART_MESSAGE)
+                if job.created_at >= self._started_at:
+                    continue  # a command of this run, being submitted right now
+                # The previous run died before RunComfy confirmed the submission: sending it again could pay twice.
+                await self._end(job, JobState.FAILED, RESTART_MESSAGE)
                 continue
+            await self._notify(job)  # shows the status again, with its Cancel button while queued
             self.follow(job)
             resumed += 1
         log.info("resumed %d unfinished job(s)", resumed)
@@ -152,6 +162,7 @@ class Tracker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._observer.close()
 
     # ---- following one job -------------------------------------------------------------------
 
@@ -164,45 +175,71 @@ class Tracker:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("job %s: unexpected error while following it; retrying in %.0f s", job_id, pause)
+                log.exception("job %s: unexpected error while following it; retrying in %.1f s", job_id, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 60.0)
 
     async def _follow(self, job_id: str) -> None:
-        transient_failures = 0
+        failures = 0
         while True:
             job = await self._storage.get_job(job_id)
             if job is None or job.state.terminal:
                 return
-            if job.state is JobState.DELIVERING:
-                await self._deliver(job)
-                return
-            if self._clock() - job.created_at > self._config.job_deadline:
-                minutes = round(self._config.job_deadline / 60)
-                await self._end(job, JobState.FAILED, f"RunComfy did not finish it within {minutes} minutes")
-                return
             try:
-                status = await self._runcomfy.status(job.request_id)
+                delay = await self._step(job)
             except NotFoundError:
-                await self._end(job, JobState.EXPIRED, "RunComfy no longer knows this job (it expired)")
+                await self._end(job, JobState.EXPIRED, EXPIRED_MESSAGE)
                 return
             except RunComfyError as exc:
-                # The client already retried; keep the job and try again later, up to the deadline.
-                transient_failures += 1
-                log.warning("job %s: status check failed (%s); will retry", job.id, type(exc).__name__)
-                await asyncio.sleep(
-                    min(self._config.poll_max_interval, self._config.poll_interval * 2**transient_failures)
-                )
-                continue
-            transient_failures = 0
-            if status.state in (RemoteState.COMPLETED, RemoteState.FAILED):
-                await self._complete(job)
+                # The client already retried what is worth retrying; keep the job and look again later.
+                failures += 1
+                self._log_poll_failure(job, exc, failures)
+                if self._past_deadline(job):
+                    await self._give_up(job, None)
+                    return
+                delay = min(self._config.poll_max_interval, self._config.poll_interval * 2**failures)
+            else:
+                failures = 0
+            if delay is None:
                 return
-            if status.state is RemoteState.CANCELLED:
-                await self._end(job, JobState.CANCELLED)
-                return
-            job = await self._apply_progress(job, status)
-            await asyncio.sleep(self.poll_delay(job, status))
+            await asyncio.sleep(delay)
+
+    async def _step(self, job: Job) -> float | None:
+        """One look at RunComfy; returns the seconds until the next, or None when the job needs no more."""
+        if job.state is JobState.DELIVERING:  # resumed after a restart in the middle of delivering
+            return await self._complete(job)
+        status = await self._runcomfy.status(job.request_id)
+        if status.state in (RemoteState.COMPLETED, RemoteState.FAILED):
+            return await self._complete(job)
+        if status.state is RemoteState.CANCELLED:
+            await self._end(job, JobState.CANCELLED)
+            return None
+        if self._past_deadline(job):
+            await self._give_up(job, status)
+            return None
+        job = await self._apply_progress(job, status)
+        return self.poll_delay(job, status)
+
+    def _past_deadline(self, job: Job) -> bool:
+        return self._clock() - job.created_at > self._config.job_deadline
+
+    def _log_poll_failure(self, job: Job, exc: RunComfyError, failures: int) -> None:
+        if isinstance(exc, AuthError):
+            if failures == 1:
+                for_job(log, job).error("RunComfy rejected the API token; an admin must fix RUNCOMFY_API_TOKEN")
+            return
+        for_job(log, job).warning("RunComfy could not be asked about it (%s); will retry", type(exc).__name__)
+
+    async def _give_up(self, job: Job, status: JobStatus | None) -> None:
+        """The deadline passed: fail the job, and cancel it at RunComfy if it may still be queued there."""
+        maybe_queued = status is None or status.state is RemoteState.QUEUED
+        if job.state in (JobState.SUBMITTED, JobState.QUEUED) and maybe_queued:
+            try:
+                await self._runcomfy.cancel(job.request_id)
+            except RunComfyError as exc:
+                for_job(log, job).warning("could not cancel it at RunComfy after its deadline: %s", exc)
+        limit = duration_text(self._config.job_deadline)
+        await self._end(job, JobState.FAILED, f"RunComfy did not finish it within {limit}")
 
     def poll_delay(self, job: Job, status: JobStatus) -> float:
         """Seconds until the next status check: long while far back in the queue, short near the end."""
@@ -224,7 +261,7 @@ class Tracker:
     async def _apply_progress(self, job: Job, status: JobStatus) -> Job:
         target = _REMOTE_TO_LOCAL.get(status.state)
         if target is None:
-            log.warning("job %s: unknown RunComfy status %r; polling on", job.id, status.raw_state)
+            for_job(log, job).warning("unknown RunComfy status %r; polling on", status.raw_state)
             return job
         position = status.queue_position if target is JobState.QUEUED else None
         if target is job.state and position == job.queue_position:
@@ -239,30 +276,20 @@ class Tracker:
         await self._notify(updated)
         return updated
 
-    async def _complete(self, job: Job) -> None:
-        try:
-            result = await self._runcomfy.result(job.request_id)
-        except NotFoundError:
-            await self._end(job, JobState.EXPIRED, "the images expired at RunComfy before they could be fetched")
-            return
+    async def _complete(self, job: Job) -> float | None:
+        result = await self._runcomfy.result(job.request_id)
         if result.state is RemoteState.FAILED or (result.state is RemoteState.COMPLETED and not result.image_urls):
-            reason = _shorten_reason(result.error) or "RunComfy returned no images"
+            reason = shorten(result.error or "", 160) or "RunComfy returned no images"
             await self._end(job, JobState.FAILED, f"RunComfy could not generate it ({reason})")
-            return
+            return None
         if result.state is not RemoteState.COMPLETED:
-            return  # result lags behind status: the supervisor's next round polls again
+            return self._config.poll_interval  # the result lags behind the status: look again soon
         await self._deliver(job, result.image_urls)
+        return None
 
     # ---- delivery ---------------------------------------------------------------------------
 
-    async def _deliver(self, job: Job, urls: Sequence[str] | None = None) -> None:
-        if urls is None:
-            try:
-                result = await self._runcomfy.result(job.request_id)
-            except NotFoundError:
-                await self._end(job, JobState.EXPIRED, "the images expired at RunComfy before they could be posted")
-                return
-            urls = result.image_urls
+    async def _deliver(self, job: Job, urls: Sequence[str]) -> None:
         async with self._lock(job.id):
             current = await self._storage.get_job(job.id)
             if current is None or current.state.terminal:
@@ -274,54 +301,31 @@ class Tracker:
 
         folder = self._config.workdir / job.id
         try:
-            downloaded = await download_images(
+            report = await post_set(
                 self._runcomfy,
+                self._observer,
+                job,
                 urls,
                 folder,
-                job.id,
+                meta=self._storage,
                 max_bytes=self._config.download_max_bytes,
                 concurrency=self._config.download_concurrency,
+                retry_pause=self._config.poll_interval,
             )
-            plan = await plan_delivery(downloaded, self._observer.upload_limit(job))
-            if plan.delivered == 0:
-                await self._end(job, JobState.EXPIRED, "the images could not be downloaded from RunComfy")
-                return
-            try:
-                gallery_url = await self._post_batches(job, plan)
-            except _PostingFailed:
-                await self._end(job, JobState.FAILED, "the images could not be posted in this channel")
-                return
-            job = await self._finish(job, JobState.DELIVERED, images_delivered=plan.delivered)
-            log.info("job %s: delivered %d of %d image(s)", job.id, plan.delivered, job.images_reserved)
-            await self._observer.delivery_finished(job, plan, gallery_url)
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)
-
-    async def _post_batches(self, job: Job, plan: DeliveryPlan) -> str | None:
-        """Post the batches not posted yet (a restart mid-delivery skips those already sent)."""
-        progress_key, gallery_key = f"delivery_parts:{job.id}", f"gallery_url:{job.id}"
-        done = int(await self._storage.get_meta(progress_key) or 0)
-        gallery_url = await self._storage.get_meta(gallery_key)
-        parts = len(plan.batches)
-        for part, batch in enumerate(plan.batches, start=1):
-            if part <= done:
-                continue
-            for attempt in range(1, POST_ATTEMPTS + 1):
-                try:
-                    url = await self._observer.post_images(job, batch, part, parts)
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("job %s: posting part %d/%d failed (attempt %d): %s", job.id, part, parts, attempt, exc)
-                    if attempt == POST_ATTEMPTS:
-                        raise _PostingFailed from exc
-                    await asyncio.sleep(min(30.0, self._config.poll_interval * 2**attempt))
-            if gallery_url is None and url:
-                gallery_url = url
-                await self._storage.set_meta(gallery_key, url)
-            await self._storage.set_meta(progress_key, str(part))
-        return gallery_url
+        if report.delivered == 0:
+            if report.failed:
+                await self._end(job, JobState.FAILED, report.failed)
+            else:
+                await self._end(job, JobState.EXPIRED, NOT_DOWNLOADED_MESSAGE)
+            return
+        job = await self._finish(job, JobState.DELIVERED, images_delivered=report.delivered)
+        for_job(log, job).info("delivered %d of %d image(s)", report.delivered, job.images_reserved)
+        try:
+            await self._observer.delivery_finished(job, report)
+        except Exception:
+            for_job(log, job).exception("the status message could not be updated")
 
     # ---- endings ---------------------------------------------------------------------------
 
@@ -331,14 +335,14 @@ class Tracker:
 
     async def _end(self, job: Job, state: JobState, error: str | None = None) -> None:
         ended = await self._finish(job, state, error=error)
-        log.info("job %s: %s%s", job.id, ended.state.value, f" ({error})" if error else "")
+        for_job(log, ended).info("ended %s%s", ended.state.value, f" ({error})" if error else "")
         await self._notify(ended)
 
     async def _notify(self, job: Job) -> None:
         try:
             await self._observer.job_changed(job)
         except Exception:
-            log.exception("job %s: the status message could not be updated", job.id)
+            for_job(log, job).exception("the status message could not be updated")
 
     # ---- cancel ----------------------------------------------------------------------------
 
@@ -357,7 +361,7 @@ class Tracker:
             try:
                 answer = await self._runcomfy.cancel(job.request_id)
             except RunComfyError as exc:
-                log.warning("job %s: cancel failed: %s", job.id, type(exc).__name__)
+                for_job(log, job).warning("cancel failed: %s", type(exc).__name__)
                 return CancelReply.UNAVAILABLE
             if answer.outcome is CancelOutcome.CANCELLED:
                 job = await self._storage.finish_job(job.id, JobState.CANCELLED)
@@ -369,13 +373,6 @@ class Tracker:
         task = self._tasks.get(job_id)
         if reply is CancelReply.CANCELLED and task is not None:
             task.cancel()
-        log.info("job %s: cancel -> %s", job.id, reply.value)
+        for_job(log, job).info("cancel -> %s", reply.value)
         await self._notify(job)
         return reply
-
-
-def _shorten_reason(error: str | None, limit: int = 160) -> str | None:
-    if not error:
-        return None
-    error = " ".join(str(error).split())
-    return error if len(error) <= limit else error[: limit - 1] + "…"

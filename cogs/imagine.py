@@ -8,11 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.buttons import CancelButton, job_view
-from bot.presenter import status_embed
-from bot.quotas import QuotaRefused
+from bot.buttons import CancelButton
+from bot.job_start import start_job
 from bot.seedream import DEFAULT_ASPECT, MAX_PROMPT_CHARS, MAX_SEED, Aspect, Mode, ValidationError, build_request
-from bot.status_render import render_status
 
 log = logging.getLogger(__name__)
 
@@ -56,47 +54,8 @@ class Imagine(commands.Cog):
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-
-        member = interaction.user
-        role_ids = [role.id for role in getattr(member, "roles", [])]
-        try:
-            job, _request = await self.bot.jobs.create(
-                guild_id=interaction.guild_id,
-                channel_id=interaction.channel_id,
-                user_id=member.id,
-                role_ids=role_ids,
-                prompt=prompt,
-                images=images,
-                aspect=aspect,
-                seed=seed,
-                mode=mode,
-            )
-        except (ValidationError, QuotaRefused) as exc:
-            await self._refuse(interaction, getattr(exc, "message", None) or str(exc))
-            return
-
-        view = render_status(job)
-        message = await interaction.edit_original_response(
-            embed=status_embed(view), view=job_view(job.id, cancellable=view.cancellable)
-        )
-        job = await self.bot.storage.set_reply(
-            job.id,
-            interaction_token=interaction.token,
-            application_id=interaction.application_id,
-            token_created_at=interaction.created_at.timestamp(),
-            reply_message_id=message.id,
-            reply_channel_id=message.channel.id,
-        )
-        job = await self.bot.jobs.submit(job)
-        await self.bot.presenter.job_changed(job)
-
-    async def _refuse(self, interaction: discord.Interaction, text: str) -> None:
-        """Replace the public 'thinking…' reply by a message only the member sees."""
-        try:
-            await interaction.delete_original_response()
-        except discord.HTTPException:
-            log.debug("the deferred reply was already gone")
-        await interaction.followup.send(text, ephemeral=True)
+        options = {"prompt": prompt, "images": images, "aspect": aspect, "seed": seed, "mode": mode}
+        await start_job(interaction, options)
 
 
 async def setup(bot: commands.Bot) -> None:

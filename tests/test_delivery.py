@@ -1,28 +1,32 @@
+"""Downloading a set and posting it within Discord's limits: packing, re-encoding, refusals, links, progress."""
+
+from __future__ import annotations
+
 import io
 import os
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from bot.delivery import PreparedImage, download_images, pack, plan_delivery
+from bot.delivery import (
+    DeliveryProgress,
+    DeliveryReport,
+    PostRefused,
+    PreparedImage,
+    SetPoster,
+    UploadTooLarge,
+    download_images,
+    fit_image,
+    message_budget,
+)
 
 MB = 1024 * 1024
+LIMIT = 10 * MB
 
 
 def image(index: int, size: int) -> PreparedImage:
     return PreparedImage(index, Path(f"/nowhere/{index}.png"), size, f"https://out.example/{index}.png")
-
-
-def test_pack_respects_ten_files_and_keeps_order():
-    batches = pack([image(i, 100) for i in range(1, 16)], budget=10 * MB)
-    assert [len(b) for b in batches] == [10, 5]
-    assert [i.index for b in batches for i in b] == list(range(1, 16))
-
-
-def test_pack_respects_the_byte_budget_with_fewest_messages():
-    batches = pack([image(i, 3 * MB) for i in range(1, 8)], budget=10 * MB)
-    assert [len(b) for b in batches] == [3, 3, 1]
-    assert all(sum(i.size for i in b) <= 10 * MB for b in batches)
 
 
 def noisy_png(path: Path, side: int) -> Path:
@@ -30,35 +34,140 @@ def noisy_png(path: Path, side: int) -> Path:
     return path
 
 
-async def test_plan_reencodes_an_image_too_large_for_the_limit(tmp_path):
+class FakeDiscordSide:
+    """Takes messages up to `real_limit` bytes; fails the first `failures` posts; records everything."""
+
+    def __init__(self, real_limit: int = LIMIT, failures: list[Exception] | None = None) -> None:
+        self.real_limit = real_limit
+        self.failures = failures or []
+        self.messages: list[list[int]] = []
+        self.links: list[int] = []
+        self.lowered: list[int] = []
+        self.saved: list[str] = []
+
+    async def post_images(self, batch) -> str:
+        if self.failures:
+            raise self.failures.pop(0)
+        if sum(i.size for i in batch) > self.real_limit:
+            raise UploadTooLarge(sum(i.size for i in batch))
+        self.messages.append([i.index for i in batch])
+        return f"https://discord.example/{len(self.messages)}"
+
+    async def post_link(self, image) -> str:
+        self.links.append(image.index)
+        return "https://discord.example/link"
+
+    async def save(self, progress: DeliveryProgress) -> None:
+        self.saved.append(progress.to_json())
+
+    def poster(self) -> SetPoster:
+        return SetPoster(self.post_images, self.post_link, self.save, self.lowered.append, retry_pause=0.001)
+
+
+async def post(side: FakeDiscordSide, images, *, limit: int = LIMIT, progress=None, asked=None):
+    progress = progress or DeliveryProgress()
+    count = asked or len(images)
+    return await side.poster().post(images, upload_limit=limit, progress=progress, asked=count, returned=len(images))
+
+
+async def test_fifteen_images_make_two_messages_of_at_most_ten_in_order():
+    side = FakeDiscordSide()
+    report = await post(side, [image(i, 100) for i in range(1, 16)])
+    assert side.messages == [list(range(1, 11)), list(range(11, 16))]
+    assert report.delivered == 15 and report.progress.messages == 2
+    assert report.progress.first_url == "https://discord.example/1"
+    assert report.notes() == []
+
+
+async def test_the_byte_budget_gives_the_fewest_messages_in_order():
+    side = FakeDiscordSide()
+    await post(side, [image(i, 3 * MB) for i in range(1, 8)])
+    assert side.messages == [[1, 2, 3], [4, 5, 6], [7]]
+    assert message_budget(LIMIT) == LIMIT - 256 * 1024
+
+
+async def test_a_refused_message_lowers_the_limit_and_the_rest_is_split():
+    side = FakeDiscordSide(real_limit=5 * MB)
+    report = await post(side, [image(i, 2 * MB) for i in range(1, 6)])
+    assert [i for batch in side.messages for i in batch] == [1, 2, 3, 4, 5]
+    assert all(len(batch) * 2 * MB <= 5 * MB for batch in side.messages)
+    assert report.limit_cut and side.lowered and side.lowered[-1] < LIMIT
+    assert any("split into smaller messages" in note for note in report.notes())
+
+
+async def test_progress_is_saved_after_each_message_and_a_restart_posts_only_the_rest():
+    side = FakeDiscordSide()
+    first = await post(side, [image(i, 100) for i in range(1, 16)])
+    assert len(side.saved) == 2
+    halfway = DeliveryProgress.from_json(side.saved[0])
+    assert (halfway.through, halfway.delivered) == (10, 10)
+
+    again = FakeDiscordSide()
+    report = await post(again, [image(i, 100) for i in range(11, 16)], progress=halfway, asked=15)
+    assert again.messages == [list(range(11, 16))]
+    assert report.delivered == first.delivered == 15
+    assert report.progress.first_url == "https://discord.example/1"  # the link to the start of the set is kept
+
+
+async def test_transient_failures_are_retried_and_refusals_are_not():
+    side = FakeDiscordSide(failures=[RuntimeError("502"), RuntimeError("502")])
+    report = await post(side, [image(1, 100)])
+    assert side.messages == [[1]] and report.failed is None
+
+    refused = FakeDiscordSide(failures=[PostRefused("I'm not allowed to post in that channel")])
+    report = await post(refused, [image(1, 100), image(2, 100)])
+    assert refused.messages == [] and report.delivered == 0
+    assert report.failed == "I'm not allowed to post in that channel"
+
+    broken = FakeDiscordSide(failures=[RuntimeError("down")] * 5)
+    report = await post(broken, [image(1, 100)])
+    assert report.failed == "Discord kept refusing the upload" and report.delivered == 0
+
+
+async def test_an_image_too_large_alone_is_reencoded_as_jpeg(tmp_path):
     big = noisy_png(tmp_path / "seedream_job_01.png", 700)  # ~1.4 MB uncompressed
     small = noisy_png(tmp_path / "seedream_job_02.png", 100)
-    downloaded = [
-        PreparedImage(1, big, big.stat().st_size, "u1"),
-        PreparedImage(2, small, small.stat().st_size, "u2"),
-    ]
-    limit = 256 * 1024 + 1024 * 1024  # 1 MiB of budget after the message overhead
-    plan = await plan_delivery(downloaded, limit)
-    assert plan.delivered == 2 and plan.reencoded == 1 and not plan.linked
-    first = plan.batches[0][0]
-    assert first.path.suffix == ".jpg" and first.size <= 1024 * 1024
-    with Image.open(first.path) as reopened:
+    side = FakeDiscordSide()
+    images = [PreparedImage(1, big, big.stat().st_size, "u1"), PreparedImage(2, small, small.stat().st_size, "u2")]
+    limit = 256 * 1024 + 1024 * 1024  # 1 MiB of files per message
+    report = await post(side, images, limit=limit)
+    assert report.delivered == 2 and report.reencoded == 1 and report.linked == 0
+    jpeg = tmp_path / "seedream_job_01.jpg"
+    assert jpeg.stat().st_size <= 1024 * 1024 and not big.exists()
+    with Image.open(jpeg) as reopened:
         assert reopened.format == "JPEG"
-    assert any("JPEG" in note for note in plan.notes())
+    assert any("1 image converted to JPEG" in note for note in report.notes())
 
 
-async def test_plan_links_what_cannot_fit_and_reports_missing(tmp_path):
-    big = noisy_png(tmp_path / "seedream_job_01.png", 400)
-    plan = await plan_delivery([PreparedImage(1, big, big.stat().st_size, "https://x/1.png"), 2], 1000)
-    assert [i.index for i in plan.linked] == [1]
-    assert plan.missing == [2]
-    assert plan.delivered == 1
+async def test_an_image_that_fits_nowhere_is_linked_in_its_place(tmp_path):
+    big = noisy_png(tmp_path / "seedream_job_02.png", 400)
+    side = FakeDiscordSide()
+    images = [image(1, 100), PreparedImage(2, big, big.stat().st_size, "https://x/2.png"), image(3, 100)]
+    report = await post(side, images, limit=1000)
+    assert side.messages == [[1], [3]] and side.links == [2]
+    assert report.delivered == 3 and report.linked == 1
+    assert any("1 image too large to upload even as JPEG" in note for note in report.notes())
+
+
+async def test_refitting_a_jpeg_again_keeps_the_file(tmp_path):
+    big = noisy_png(tmp_path / "seedream_job_01.png", 300)
+    first = await fit_image(PreparedImage(1, big, big.stat().st_size, "u"), 120_000)
+    again = await fit_image(first, first.size - 1)
+    assert again is not None and again.path.exists() and again.reencoded and again.size < first.size
+
+
+def test_notes_tell_what_happened_in_words():
+    report = DeliveryReport(asked=6, returned=4, progress=DeliveryProgress(through=4, delivered=3), missing=[2])
+    assert report.notes() == [
+        "RunComfy made 4 of the 6 images asked for (the model decides how many, up to the number asked).",
+        "1 image could not be downloaded from RunComfy: not charged.",
+    ]
 
 
 class FakeDownloader:
     def __init__(self, failing: set[str]):
         self.failing = failing
-        self.calls = []
+        self.calls: list[str] = []
 
     async def download(self, url, *, max_bytes, dest=None):
         self.calls.append(url)
@@ -76,3 +185,20 @@ async def test_download_images_keeps_order_and_survives_one_failure(tmp_path):
     assert got[2] == 3
     assert [g.index for g in got if not isinstance(g, int)] == [1, 2, 4, 5]
     assert all(g.path.name == f"seedream_job_{g.index:02d}.png" for g in got if not isinstance(g, int))
+
+
+async def test_download_images_skips_what_was_already_posted(tmp_path):
+    urls = [f"https://out/{i}.png" for i in range(1, 6)]
+    downloader = FakeDownloader(set())
+    got = await download_images(downloader, urls, tmp_path / "job", "job", max_bytes=MB, concurrency=2, skip_through=3)
+    assert [g.index for g in got] == [4, 5] and downloader.calls == urls[3:]
+
+
+@pytest.mark.parametrize("text", [None, "", "not json", "[1]", '{"through": "x"}', '{"delivered": -1}'])
+def test_unreadable_progress_starts_over(text):
+    assert DeliveryProgress.from_json(text) == DeliveryProgress()
+
+
+def test_progress_survives_a_round_trip():
+    progress = DeliveryProgress(through=10, delivered=9, messages=2, first_url="https://discord.example/1")
+    assert DeliveryProgress.from_json(progress.to_json()) == progress

@@ -74,6 +74,13 @@ async def test_stop_signal_then_restart_delivers_once(fake_discord, fake_runcomf
     rid = next(iter(fake_runcomfy.jobs))
     await eventually(lambda: fake_discord.find_requests("PATCH", r"/webhooks/.*/messages/"), timeout=10)
 
+    async def request_id_stored():
+        return (await read_job(tmp_path, world)).request_id
+
+    # Between RunComfy accepting the job and the database storing its id lies a moment no design can close:
+    # a kill there loses the id, and the restart reports the job as failed and refunded instead.
+    await eventually(request_id_stored, timeout=10)
+
     code, seconds, stderr = await first.stop(stop_signal)
     if stop_signal == signal.SIGKILL:
         assert code == -signal.SIGKILL

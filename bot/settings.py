@@ -6,6 +6,7 @@ is expected. Secrets are kept out of `repr()` so a settings object can be logged
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -56,30 +57,25 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _int_min(minimum: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
+def _at_least(convert: Callable[[str], float], minimum: float, expected: str) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
         try:
-            number = int(value)
+            number = convert(value)
         except ValueError:
-            raise ValueError(f"a whole number >= {minimum}") from None
-        if number < minimum:
-            raise ValueError(f"a whole number >= {minimum}")
+            raise ValueError(expected) from None
+        if not math.isfinite(number) or number < minimum:
+            raise ValueError(expected)
         return number
 
     return parse
+
+
+def _int_min(minimum: int) -> Callable[[str], int]:
+    return _at_least(int, minimum, f"a whole number >= {minimum}")
 
 
 def _float_min(minimum: float) -> Callable[[str], float]:
-    def parse(value: str) -> float:
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"a number >= {minimum:g}") from None
-        if number < minimum:
-            raise ValueError(f"a number >= {minimum:g}")
-        return number
-
-    return parse
+    return _at_least(float, minimum, f"a number >= {minimum:g}")
 
 
 def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:

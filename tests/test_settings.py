@@ -35,6 +35,7 @@ def test_generate_needs_only_runcomfy_token():
         ("QUOTA_PERIOD", "year", "one of day, week, month"),
         ("RUNCOMFY_BASE_URL", "ftp://x", "URL"),
         ("POLL_INTERVAL_SECONDS", "fast", "number"),
+        ("JOB_DEADLINE_SECONDS", "nan", "number >= 1"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG"),
         ("DEV_GUILD_ID", "abc", "digits"),
     ],

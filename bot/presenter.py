@@ -2,8 +2,9 @@
 
 While the interaction token lives (15 minutes; we stop using it a minute before), the status is the
 reply to the command, edited through the interaction webhook, and the images are followups. After
-that, or as soon as Discord says the token (or the reply) is gone, the bot posts ordinary messages
-in the channel, replying to the original, and edits its own status message there instead.
+that, or as soon as Discord says the token is gone, the bot edits that same reply as one of its own
+channel messages and posts the images as ordinary messages replying to it; only when the reply
+cannot be edited (deleted) does it post a new status message in the channel.
 
 Edits are coalesced: only when what people see changed, and at most once per `edit_interval`
 seconds per job. A failed edit is tried again a few times, then left until the next change.
@@ -25,8 +26,9 @@ import discord
 
 from bot.buttons import job_view
 from bot.delivery import DeliveryReport, PostRefused, PreparedImage, UploadTooLarge
+from bot.discord_format import caption, jump_url, status_embed
 from bot.logging_setup import for_job
-from bot.status_render import StatusView, render_status, shorten
+from bot.status_render import StatusView, render_status
 from bot.storage import Job, Storage
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,6 @@ TOO_LARGE_CODE = 40005
 TOO_MANY_EDITS_CODE = 30046  # a message older than an hour was edited too often: wait for the next change
 EDIT_RETRIES = 4
 EDIT_RETRY_PAUSE = 0.25  # doubled after each failed attempt
-STATUS_FIELD_CHARS = 1024
 REMEMBERED_FINISHED_JOBS = 1024
 # What the bot needs to post in a channel on its own, once the interaction token is gone.
 CHANNEL_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "attach_files", "read_message_history")
@@ -63,29 +64,6 @@ class _Slot:
     abandoned: StatusView | None = None  # a view whose edit kept failing; tried again once something changes
     next_edit: float = float("-inf")
     task: asyncio.Task[None] | None = None
-
-
-def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
-    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
-
-
-def _fit_lines(lines: Sequence[str], limit: int) -> str:
-    """Join lines, dropping those that would exceed `limit` characters."""
-    text = shorten(lines[0], limit) if lines else ""
-    for line in lines[1:]:
-        if len(text) + 1 + len(line) <= limit:
-            text += "\n" + line
-    return text
-
-
-def status_embed(view: StatusView) -> discord.Embed:
-    embed = discord.Embed(title=view.title, description=view.description, colour=view.colour)
-    for name, value in view.fields:
-        embed.add_field(name=name, value=value, inline=True)
-    embed.add_field(name="Status", value=_fit_lines((view.state_line, *view.notes), STATUS_FIELD_CHARS), inline=False)
-    if view.footer:
-        embed.set_footer(text=view.footer)
-    return embed
 
 
 class DiscordPresenter:
@@ -225,6 +203,15 @@ class DiscordPresenter:
         channel = await self._channel(job)
         key = f"status_message:{job.id}"
         known = await self._storage.get_meta(key)
+        if not known and job.reply_message_id and job.id not in self._deleted_replies:
+            # Without the interaction token the bot can still edit its public reply as one of its own messages.
+            try:
+                await channel.get_partial_message(job.reply_message_id).edit(embed=embed, view=buttons)
+                await self._storage.set_meta(key, str(job.reply_message_id))
+                return
+            except discord.HTTPException as exc:
+                self._deleted_replies.add(job.id)
+                for_job(log, job).info("its reply cannot be edited (HTTP %s); posting the status anew", exc.status)
         if known:
             try:
                 await channel.get_partial_message(int(known)).edit(embed=embed, view=buttons)
@@ -251,7 +238,7 @@ class DiscordPresenter:
 
     async def post_images(self, job: Job, batch: Sequence[PreparedImage], total: int) -> str | None:
         """Post one message of images; return its link. Raises UploadTooLarge if Discord finds it too large."""
-        content = _caption(job, batch[0].index, batch[-1].index, total)
+        content = caption(job, batch[0].index, batch[-1].index, total)
         try:
             message = await self._post(job, content, [image.path for image in batch if image.path is not None])
         except discord.HTTPException as exc:
@@ -262,7 +249,7 @@ class DiscordPresenter:
 
     async def post_link(self, job: Job, image: PreparedImage, total: int) -> str | None:
         """Post a link to an image too large to upload here."""
-        content = _caption(job, image.index, image.index, total)
+        content = caption(job, image.index, image.index, total)
         content += f"\nImage {image.index} is too large to upload here; it is at RunComfy: <{image.source_url}>"
         message = await self._post(job, content, [])
         return jump_url(job.guild_id, message.channel.id, message.id)
@@ -360,12 +347,6 @@ def _label(permission: str) -> str:
 
 def _buttons(job: Job, view: StatusView) -> discord.ui.View | None:
     return job_view(job.id, cancellable=view.cancellable, finished=view.finished)
-
-
-def _caption(job: Job, first: int, last: int, total: int) -> str:
-    numbers = f"image {first}" if first == last else f"images {first}–{last}"
-    prompt = discord.utils.escape_markdown(shorten(str(job.options.get("prompt", "")), 120))
-    return f"<@{job.user_id}> **{prompt}** — {numbers} of {total}"
 
 
 @contextlib.asynccontextmanager

@@ -9,7 +9,6 @@ from bot.jobstate import JobState
 from tests.fakes import discord_payloads as p
 from tests.imagine_helpers import (
     CANCEL_PREFIX,
-    embed_text,
     eventually,
     expected_names,
     filenames,
@@ -46,23 +45,25 @@ async def test_after_the_token_expires_status_and_images_go_on_in_the_channel(fa
     await status_says(fake_discord, job, "position 2", interaction)
     original = fake_discord.original_for(interaction)
     await expired(fake_discord, interaction)
+    mark = fake_discord.mark()
 
     fake_runcomfy.start_job(job.request_id)
-    said = await status_says(fake_discord, job, "Generating")
-    moved = status_message(fake_discord, job)
-    assert moved is not original and "webhook_id" not in moved
-    assert replies_to(moved, original["id"]) and "a long journey by train" in said
+    said = await status_says(fake_discord, job, "Generating", interaction)
+    assert "a long journey by train" in said
+    channel_edit = rf"/channels/{original['channel_id']}/messages/{original['id']}$"
+    assert fake_discord.find_requests("PATCH", channel_edit, after=mark)  # the reply, edited as a bot message
     fake_runcomfy.complete(job.request_id)
 
     job = await job_in(bot, job.id, JobState.DELIVERED)
-    await status_says(fake_discord, job, "✅ Done — 12 images")
-    assert status_message(fake_discord, job)["id"] == moved["id"]  # edited in place, not posted again
+    said = await status_says(fake_discord, job, "✅ Done — 12 images", interaction)
+    assert status_message(fake_discord, job, interaction)["id"] == original["id"]  # still the one reply
     images = image_messages(fake_discord, job)
     assert filenames(images) == expected_names(job, 12)
     assert all("webhook_id" not in m and replies_to(m, original["id"]) for m in images)
     assert f"<@{user_id(fake_discord.world.member)}>" in images[0]["content"]
+    assert f"/{images[0]['id']})" in said  # the jump link points at the first image message
     assert job.images_charged == 12 and await usage_of(bot, fake_discord) == (12, 0)
-    assert "Queued" in embed_text(fake_discord.original_for(interaction))  # the old reply could not be edited
+    assert not fake_discord.find_requests("PATCH", r"/webhooks/", after=mark + 1)
 
 
 async def test_the_cancel_button_works_after_the_token_expired(fake_discord, fake_runcomfy, start_bot):
@@ -75,7 +76,7 @@ async def test_the_cancel_button_works_after_the_token_expired(fake_discord, fak
     fake_runcomfy.jobs[job.request_id].queue_position = 1
     await status_says(fake_discord, job, "position 1")
     moved = status_message(fake_discord, job)
-    assert "webhook_id" not in moved and has_cancel(moved)
+    assert moved["id"] == str(job.reply_message_id) and has_cancel(moved)  # the reply, edited in the channel
     click = await fake_discord.click_button(CANCEL_PREFIX + job.id, moved, by=fake_discord.world.member)
 
     assert "Cancelled" in await private_answer(fake_discord, click)

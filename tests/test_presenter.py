@@ -7,8 +7,9 @@ import itertools
 import time
 
 from bot.delivery import PostRefused
+from bot.discord_format import STATUS_FIELD_CHARS, status_embed
 from bot.jobstate import JobState
-from bot.presenter import STATUS_FIELD_CHARS, DiscordPresenter, status_embed
+from bot.presenter import DiscordPresenter
 from bot.status_render import StatusView, render_status
 from tests.imagine_helpers import eventually, make_job
 

@@ -305,6 +305,11 @@ class DiscordRoutes:
 
     async def edit_channel_message(self, params: dict[str, str], payload: Any, files: list[RecordedFile]) -> Any:
         message = self._channel_message(params)
+        # As on Discord: a bot edits its own messages, its public command replies included, but not ephemeral ones.
+        if message.get("flags", 0) & p.EPHEMERAL:
+            raise ApiError(404, 10008, "Unknown Message")
+        if str(message["author"]["id"]) != str(self.world.bot_user["id"]):
+            raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         self._check_message_payload(payload or {}, files)
         self._apply(message, payload or {}, files, edit=True)
         return message

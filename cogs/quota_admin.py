@@ -97,6 +97,12 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     def quotas(self) -> Quotas:
         return self.bot.quotas
 
+    @commands.Cog.listener()
+    async def on_guild_role_delete(self, role: discord.Role) -> None:
+        # A deleted role can no longer be picked in /quota remove, so its override goes with it.
+        if await self.quotas.remove_role_override(role.guild.id, role.id):
+            log.info("quota override of deleted role %s in guild %s removed", role.id, role.guild.id)
+
     async def _respond(self, interaction: discord.Interaction, action: Awaitable[str]) -> None:
         try:
             text = await action

@@ -336,3 +336,20 @@ async def test_budget_period_none_removes_the_budget(fake_discord, start_bot):
 
     assert (await bot.quotas.guild_settings(guild_id)).budget_images is None
     assert "50 images per month" in text and "none" in text
+
+
+async def test_the_override_of_a_deleted_role_goes_with_it(fake_discord, start_bot):
+    bot = await start_bot()
+    world = fake_discord.world
+    await bot.quotas.set_role_limit(world.guild_id, world.admin_role_id, 99)
+    await bot.quotas.set_user_limit(world.guild_id, user_id(world.member), 5)
+
+    await fake_discord.dispatch(
+        "GUILD_ROLE_DELETE", {"guild_id": str(world.guild_id), "role_id": str(world.admin_role_id)}
+    )
+
+    async def only_the_member_override_is_left():
+        overrides = await bot.quotas.overrides(world.guild_id)
+        return [(o.kind, o.target_id) for o in overrides] == [("user", user_id(world.member))]
+
+    await eventually(only_the_member_override_is_left)

@@ -47,8 +47,12 @@ async def test_help_answers_ephemerally_with_the_command_list(fake_discord, star
     assert callback.json["data"]["flags"] & p.EPHEMERAL
     original = fake_discord.original_for(interaction)
     assert original is not None and original["flags"] & p.EPHEMERAL
-    assert "Seedream" in original["content"]
-    assert "`/help`" in original["content"]
+    content = original["content"]
+    assert "Seedream" in content
+    members, admins = content.split("**For admins** (Manage Server)")
+    assert "`/help`" in members and "`/imagine`" in members and "`/usage`" in members
+    assert "`/quota set`" in admins and "`/filter add`" in admins and "`/quota" not in members
+    assert len(content) <= 2000
     assert fake_discord.unknown_routes == []
 
 

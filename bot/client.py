@@ -110,8 +110,12 @@ class SeedreamBot(commands.Bot):
             self.storage, self.runcomfy, self.presenter, TrackerConfig.from_settings(settings, workdir)
         )
         self.jobs = JobService(self.storage, self.quotas, self.runcomfy, self.tracker)
-        self.heartbeat = Heartbeat(settings.heartbeat_path, status=self._health_status)
+        self.heartbeat = Heartbeat(settings.heartbeat_path, status=self._health_status, alive=self._connected)
         self._resumed = False
+
+    def _connected(self) -> bool:
+        socket = getattr(self.ws, "socket", None)
+        return not self.is_closed() and socket is not None and not socket.closed
 
     def _health_status(self) -> dict[str, Any]:
         return {"guilds": len(self.guilds), "jobs_in_flight": self.tracker.in_flight}

@@ -57,15 +57,23 @@ class Heartbeat:
     """Writes the heartbeat file now and then every `interval` seconds until stopped.
 
     `status`, if given, is called on the event loop before each write; its small mapping (for example
-    `{"guilds": 3, "jobs_in_flight": 1}`) is stored beside the time.
+    `{"guilds": 3, "jobs_in_flight": 1}`) is stored beside the time. `alive`, if given, is asked first:
+    while it says no (the bot lost its connection to Discord) nothing is written, so the file goes stale.
     """
 
-    def __init__(self, path: Path, interval: float = 30.0, status: StatusSource | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        interval: float = 30.0,
+        status: StatusSource | None = None,
+        alive: Callable[[], bool] | None = None,
+    ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.path = Path(path)
         self.interval = interval
         self._status = status
+        self._alive = alive
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
@@ -90,6 +98,9 @@ class Heartbeat:
 
     async def beat(self) -> None:
         """Write one heartbeat now. A failure is logged (once per streak), never raised."""
+        if self._alive is not None and not self._alive():
+            log.debug("not connected to Discord; heartbeat skipped")
+            return
         payload: dict[str, Any] = {}
         if self._status is not None:
             try:

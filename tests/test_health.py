@@ -108,6 +108,17 @@ async def test_heartbeat_with_failing_status_still_writes_time(tmp_path):
     assert list(json.loads(path.read_text())) == ["time"]
 
 
+async def test_heartbeat_is_not_written_while_disconnected(tmp_path):
+    path = tmp_path / "heartbeat"
+    connected = False
+    heartbeat = Heartbeat(path, interval=10, alive=lambda: connected)
+    await heartbeat.beat()
+    assert not path.exists()
+    connected = True
+    await heartbeat.beat()
+    assert read_heartbeat_time(path) is not None
+
+
 def test_interval_must_be_positive(tmp_path):
     with pytest.raises(ValueError):
         Heartbeat(tmp_path / "h", interval=0)

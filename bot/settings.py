@@ -125,6 +125,9 @@ REQUIRED_FOR = {
     "none": (),
 }
 
+SETTING_NAMES = tuple(_PARSERS)
+QUOTED_VALUE_CHARS = 60
+
 _HINTS = {
     "DISCORD_TOKEN": "the bot token from the Discord developer portal (Bot > Reset Token)",
     "RUNCOMFY_API_TOKEN": "your RunComfy API key (RunComfy profile > API Keys)",
@@ -159,11 +162,13 @@ def load_settings(
         try:
             values[attr] = parse(raw)
         except ValueError as exc:
-            raise SettingsError(f"{name} is invalid: expected {exc}.") from None
-    for name in REQUIRED_FOR[require]:
-        attr = _PARSERS[name][0]
-        if not values.get(attr):
-            raise SettingsError(f"{name} is not set: put {_HINTS[name]} in .env or the environment.")
+            raise SettingsError(f"{name}={_quoted(raw)} is invalid: expected {exc}.") from None
+    missing = [name for name in REQUIRED_FOR[require] if not values.get(_PARSERS[name][0])]
+    if missing:
+        names = " and ".join(missing)
+        hints = " and ".join(_HINTS[name] for name in missing)
+        verb = "is" if len(missing) == 1 else "are"
+        raise SettingsError(f"{names} {verb} not set: put {hints} in .env or the environment.")
     settings = Settings(**values)
     if settings.poll_max_interval_seconds < settings.poll_interval_seconds:
         raise SettingsError("POLL_MAX_INTERVAL_SECONDS is invalid: expected a number >= POLL_INTERVAL_SECONDS.")
@@ -176,6 +181,14 @@ def load_settings(
                     f"DATABASE_PATH/HEARTBEAT_PATH folder {path.parent} cannot be created: {exc.strerror}."
                 ) from None
     return settings
+
+
+def _quoted(value: str) -> str:
+    """The value as typed, on one line and bounded (only non-secret settings can be invalid)."""
+    value = " ".join(value.split())
+    if len(value) > QUOTED_VALUE_CHARS:
+        value = value[: QUOTED_VALUE_CHARS - 1] + "…"
+    return '"' + value.replace('"', '\\"') + '"'
 
 
 def secrets_of(settings: Settings) -> list[str]:

@@ -1,7 +1,7 @@
 """Static checks of the Dockerfile, .dockerignore and docker-compose.yml (no Docker engine needed)."""
 
-import fnmatch
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from bot.settings import SETTING_NAMES, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -126,14 +128,43 @@ def ignore_patterns() -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Docker's .dockerignore matching: anchored at the context root, `*` and `?` stay within one path
+    element, `**` spans any number of elements (also none)."""
+    pattern = pattern.strip("/")
+    out, n = [], 0
+    while n < len(pattern):
+        if pattern.startswith("**/", n):
+            out.append("(?:.*/)?")
+            n += 3
+        elif pattern.startswith("**", n):
+            out.append(".*")
+            n += 2
+        elif pattern[n] == "*":
+            out.append("[^/]*")
+            n += 1
+        elif pattern[n] == "?":
+            out.append("[^/]")
+            n += 1
+        elif pattern[n] == "[":
+            end = pattern.index("]", n)
+            out.append(pattern[n : end + 1])
+            n = end + 1
+        else:
+            out.append(re.escape(pattern[n]))
+            n += 1
+    return re.compile("".join(out) + r"\Z")
+
+
 def is_ignored(path: str, patterns: list[str]) -> bool:
+    """Whether Docker leaves `path` out of the build context (a pattern matching a parent folder counts)."""
+    parts = Path(path).parts
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
     ignored = False
     for pattern in patterns:
         negate = pattern.startswith("!")
-        bare = pattern.lstrip("!").rstrip("/")
-        parts = Path(path).parts
-        hit = any(fnmatch.fnmatch("/".join(parts[: n + 1]), bare) for n in range(len(parts)))
-        if hit:
+        regex = _pattern_regex(pattern.lstrip("!"))
+        if any(regex.match(prefix) for prefix in prefixes):
             ignored = not negate
     return ignored
 
@@ -161,10 +192,26 @@ def test_checks_catch_a_broken_dockerfile(change, problem):
 
 def test_dockerignore_keeps_secrets_and_local_state_out():
     patterns = ignore_patterns()
-    for path in (".env", ".env.production", ".venv/bin/python", ".git/HEAD", "data/seedream.db", "x/__pycache__/a.pyc"):
+    for path in (".env", ".env.production", ".venv/bin/python", ".git/HEAD", "data/seedream.db"):
         assert is_ignored(path, patterns), path
     for path in (".pytest_cache/v", ".ruff_cache/x"):
         assert is_ignored(path, patterns), path
+    assert not is_ignored(".env.example", patterns)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["__pycache__/a.pyc", "bot/__pycache__/x.txt", "cogs/__pycache__", "bot/x.pyc", "bot/sub/.env", "bot/local.db"],
+)
+def test_dockerignore_patterns_match_at_every_depth(path):
+    assert is_ignored(path, ignore_patterns()), path
+
+
+def test_the_matcher_follows_docker_rules():
+    assert is_ignored("__pycache__/a", ["__pycache__/"])
+    assert not is_ignored("bot/__pycache__/a", ["__pycache__/"])  # anchored at the root, as Docker does
+    assert not is_ignored("bot/x.pyc", ["*.pyc"])
+    assert is_ignored("bot/x.pyc", ["**/*.pyc"])
 
 
 def test_build_context_has_what_the_dockerfile_copies():
@@ -195,3 +242,41 @@ def _hadolint() -> str | None:
 def test_hadolint_is_clean():
     result = subprocess.run([_hadolint(), str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+ENV_EXAMPLE = REPO / ".env.example"
+
+
+def docker_env_file(text: str) -> dict[str, str]:
+    """What `docker run --env-file` reads: `NAME=value` lines taken literally; `#` lines and blanks skipped."""
+    values = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, value = line.partition("=")
+        values[name.strip()] = value
+    return values
+
+
+def test_env_example_sets_only_the_tokens():
+    assert sorted(docker_env_file(ENV_EXAMPLE.read_text())) == ["DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"]
+
+
+def test_docker_run_with_the_env_example_keeps_the_images_data_paths():
+    image_env = env_of(parse_stages(DOCKERFILE.read_text())[-1])
+    env_file = docker_env_file(ENV_EXAMPLE.read_text())
+    env_file.update(DISCORD_TOKEN="d", RUNCOMFY_API_TOKEN="r")  # what the README asks to fill in
+    settings = load_settings({**image_env, **env_file}, create_dirs=False)  # --env-file wins over the image's ENV
+    assert settings.database_path == Path("/data/seedream.db")
+    assert settings.heartbeat_path == Path("/data/heartbeat")
+
+
+def test_env_example_shows_every_other_setting_commented_out_with_its_default():
+    commented = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.fullmatch(r"# ([A-Z_]+)=(.*)", line)
+        if match:
+            commented[match[1]] = match[2]
+    assert set(commented) | {"DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"} == set(SETTING_NAMES)
+    defaults = load_settings({"DISCORD_TOKEN": "d", "RUNCOMFY_API_TOKEN": "r"}, create_dirs=False)
+    assert load_settings({**commented, "DISCORD_TOKEN": "d", "RUNCOMFY_API_TOKEN": "r"}, create_dirs=False) == defaults

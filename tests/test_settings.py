@@ -44,7 +44,22 @@ def test_malformed_values_are_named(name, value, expected):
     with pytest.raises(SettingsError) as err:
         load_settings({**TOKENS, name: value}, create_dirs=False)
     assert name in str(err.value) and expected in str(err.value)
+    assert f'{name}="{value}" is invalid' in str(err.value)  # the value as typed, quoted
     assert "\n" not in str(err.value)
+
+
+def test_the_quoted_value_is_kept_to_one_short_line():
+    with pytest.raises(SettingsError) as err:
+        load_settings({**TOKENS, "QUOTA_PERIOD": "x\ny" + "z" * 200}, create_dirs=False)
+    assert str(err.value).startswith('QUOTA_PERIOD="x y') and "\n" not in str(err.value)
+    assert len(str(err.value)) < 150
+
+
+def test_all_missing_tokens_are_named_at_once():
+    with pytest.raises(SettingsError) as err:
+        load_settings({}, create_dirs=False)
+    assert "DISCORD_TOKEN and RUNCOMFY_API_TOKEN are not set" in str(err.value)
+    assert "developer portal" in str(err.value) and "API Keys" in str(err.value)
 
 
 def test_secrets_hidden_from_repr():

@@ -88,7 +88,6 @@ class AgainButton(
         if job is None or interaction.guild_id is None or job.guild_id != interaction.guild_id:
             await interaction.response.send_message(UNKNOWN_JOB, ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
         for_job(log, job).info("Again clicked by user %s", interaction.user.id)
         try:
             # A seed of its own (not left to RunComfy) so the new set shows it and can be made again.

@@ -1,11 +1,15 @@
 """Starting a job from an interaction: reserve its images, show its status message, submit it.
 
-The interaction must already be deferred with `thinking=True`: its original response becomes the job's
-status message. Used by the Again button; `/imagine` follows the same steps.
+Checking and reserving take milliseconds, so the interaction's first response is already the answer:
+a refusal only the member sees, or the job's public status message. Discord wants a first response
+within 3 seconds; if checking takes longer than `CHECK_BUDGET` (a locked database), the response is
+deferred publicly ("thinking…") and becomes the status message, or is replaced by a private refusal.
+Used by `/imagine` and the Again button.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -20,10 +24,15 @@ from bot.storage import Job
 log = logging.getLogger(__name__)
 
 NOT_STARTED = "something went wrong before it could be sent to RunComfy"
+CHECK_BUDGET = 1.5  # seconds of checking before the interaction is deferred, well within Discord's 3
 
 
 async def refuse(interaction: discord.Interaction, text: str) -> None:
-    """Replace the public 'thinking…' response by a message only the member sees."""
+    """Answer with a message only the member sees: the first response if there was none yet, else replace
+    the public 'thinking…' response by a private followup."""
+    if not interaction.response.is_done():
+        await interaction.response.send_message(text, ephemeral=True)
+        return
     try:
         await interaction.delete_original_response()
     except discord.HTTPException:
@@ -39,8 +48,8 @@ async def start_job(interaction: discord.Interaction, options: Mapping[str, Any]
     """
     bot: Any = interaction.client
     member = interaction.user
-    try:
-        job, _request = await bot.jobs.create(
+    creating = asyncio.ensure_future(
+        bot.jobs.create(
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             user_id=member.id,
@@ -51,6 +60,16 @@ async def start_job(interaction: discord.Interaction, options: Mapping[str, Any]
             seed=options.get("seed"),
             mode=options.get("mode"),
         )
+    )
+    done, _pending = await asyncio.wait({creating}, timeout=CHECK_BUDGET)
+    if not done:
+        log.info("checking the job took over %.1f s; deferring the answer", CHECK_BUDGET)
+        try:
+            await interaction.response.defer(thinking=True)
+        except discord.HTTPException as exc:
+            log.warning("could not defer the interaction (HTTP %s)", exc.status)
+    try:
+        job, _request = await creating
     except (ValidationError, QuotaRefused) as exc:
         await refuse(interaction, getattr(exc, "message", None) or str(exc))
         return None

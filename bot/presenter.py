@@ -82,7 +82,8 @@ class DiscordPresenter:
     # ---- the first status ----------------------------------------------------------------------------
 
     async def attach_reply(self, interaction: discord.Interaction, job: Job) -> Job:
-        """Show a new job on the deferred response of `interaction` and record where that reply lives.
+        """Show a new job as the response to `interaction` (its first, or the deferred one) and record where
+        that reply lives.
 
         Discord errors are logged, not raised: the status is then posted in the channel at the next change.
         """
@@ -90,7 +91,7 @@ class DiscordPresenter:
             self._interaction_limits[interaction.guild_id] = interaction.filesize_limit
         view = render_status(job)
         try:
-            message = await interaction.edit_original_response(embed=status_embed(view), view=_buttons(job, view))
+            message = await _respond(interaction, embed=status_embed(view), view=_buttons(job, view))
         except discord.HTTPException as exc:
             for_job(log, job).warning("the reply could not be edited (HTTP %s); using the channel", exc.status)
             return job
@@ -339,6 +340,16 @@ class DiscordPresenter:
         except discord.HTTPException:
             for_job(log, job).warning("the requester could not be told (no DM either)")
         return PostRefused(MISSING_PERMISSION_TEXT)
+
+
+async def _respond(interaction: discord.Interaction, **content: Any) -> discord.InteractionMessage:
+    """The interaction's response with this content: sent as its first response, or edited into the deferred one."""
+    if interaction.response.is_done():
+        return await interaction.edit_original_response(**content)
+    sent = await interaction.response.send_message(**content)
+    if isinstance(sent.resource, discord.InteractionMessage):
+        return sent.resource
+    return await interaction.original_response()
 
 
 def _label(permission: str) -> str:

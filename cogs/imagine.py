@@ -1,4 +1,4 @@
-"""/imagine: acknowledge at once, reserve the quota, show the status message, submit."""
+"""/imagine: check and reserve, answer with the status message (or a private refusal), submit."""
 
 from __future__ import annotations
 
@@ -53,7 +53,6 @@ class Imagine(commands.Cog):
         except ValidationError as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
         options = {"prompt": prompt, "images": images, "aspect": aspect, "seed": seed, "mode": mode}
         await start_job(interaction, options)
 

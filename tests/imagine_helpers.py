@@ -163,6 +163,18 @@ async def private_answer(fake: FakeDiscord, interaction: InteractionState) -> st
     return await eventually(find)
 
 
+async def refused_privately(fake: FakeDiscord, interaction: InteractionState) -> str:
+    """The refusal, checked to be the interaction's first and only response, ephemeral: nothing public appeared."""
+    callback = await fake.wait_for_callback(interaction)
+    assert callback.json["type"] == 4, callback.json
+    assert callback.json["data"]["flags"] & p.EPHEMERAL
+    original = fake.original_for(interaction)
+    assert original is not None and original["flags"] & p.EPHEMERAL
+    assert fake.followups_for(interaction) == []
+    assert not [m for m in fake.deleted_messages if m["id"] == original["id"]]
+    return original["content"]
+
+
 async def usage_of(bot: SeedreamBot, fake: FakeDiscord, member: dict[str, Any] | None = None) -> tuple[int, int]:
     """(images charged, images reserved) for the member this period."""
     usage = await bot.quotas.usage(fake.world.guild_id, user_id(member or fake.world.member))

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from bot import job_start
 from bot.jobstate import JobState
 from tests.fakes import discord_payloads as p
 from tests.imagine_helpers import (
@@ -18,6 +19,7 @@ from tests.imagine_helpers import (
     imagine,
     job_in,
     private_answer,
+    refused_privately,
     start_imagine_bot,
     status_says,
     usage_of,
@@ -33,7 +35,9 @@ async def test_a_set_is_delivered_in_order_named_by_job_and_index_and_charged(
     interaction, job = await imagine(fake_discord, bot, {"prompt": "a lighthouse in a storm", "images": count})
 
     callback = await fake_discord.wait_for_callback(interaction)
-    assert callback.json["type"] == 5  # deferred at once: thinking…
+    assert callback.json["type"] == 4  # the first response is already the public status message
+    assert not callback.json["data"].get("flags", 0) & p.EPHEMERAL
+    assert f"Job {job.id}" in str(callback.json["data"]["embeds"])
     job = await job_in(bot, job.id, JobState.DELIVERED)
     messages = image_messages(fake_discord, job)
     assert [len(m["attachments"]) for m in messages] == per_message
@@ -116,7 +120,7 @@ async def test_status_edits_are_coalesced_and_only_made_on_change(fake_discord, 
     await eventually(lambda: fake_runcomfy.counts["status"] >= polls + 4)
     assert fake_discord.find_requests("PATCH", after=mark) == []  # polled, nothing changed: no edit
     edits = fake_discord.find_requests("PATCH", rf"^/webhooks/\d+/{interaction.token}/")
-    assert len(edits) == 2  # the first status (pending and submitted look the same), then the queue position
+    assert len(edits) == 1  # the first status is the response itself (submitted looks the same), then the queue
 
 
 @pytest.mark.parametrize(
@@ -146,9 +150,8 @@ async def test_over_quota_is_refused_privately_and_nothing_is_submitted(fake_dis
     bot = await start_imagine_bot(start_bot, fake_runcomfy, quota_default_images=3)
     interaction = await fake_discord.run_command("imagine", {"prompt": "a red balloon", "images": 4})
 
-    text = await private_answer(fake_discord, interaction)
+    text = await refused_privately(fake_discord, interaction)
     assert "3 images left" in text and "needs 4" in text
-    assert fake_discord.original_for(interaction) is None  # the public "thinking…" reply was removed
     assert fake_runcomfy.submits == []
     assert await usage_of(bot, fake_discord) == (0, 0)
 
@@ -160,7 +163,7 @@ async def test_a_burst_of_commands_never_overspends(fake_discord, fake_runcomfy,
     )
 
     for interaction in interactions:
-        assert (await fake_discord.wait_for_callback(interaction)).json["type"] == 5
+        assert (await fake_discord.wait_for_callback(interaction)).json["type"] == 4
 
     async def settled():
         jobs = await bot.storage.recent_jobs(fake_discord.world.guild_id, user_id(fake_discord.world.member), 50)
@@ -170,5 +173,20 @@ async def test_a_burst_of_commands_never_overspends(fake_discord, fake_runcomfy,
     assert len(fake_runcomfy.submits) == 3
     assert sum(job.images_charged for job in jobs) == 9
     assert await usage_of(bot, fake_discord) == (9, 0)
-    answered = [await private_answer(fake_discord, i) for i in interactions if fake_discord.original_for(i) is None]
+    refused = [i for i in interactions if fake_discord.original_for(i)["flags"] & p.EPHEMERAL]
+    answered = [await refused_privately(fake_discord, i) for i in refused]
     assert len(answered) == 17 and all("images" in text for text in answered)
+
+
+async def test_a_slow_check_defers_publicly_in_time(fake_discord, fake_runcomfy, start_bot, monkeypatch):
+    monkeypatch.setattr(job_start, "CHECK_BUDGET", 0.0)  # checking "takes longer" than the budget
+    bot = await start_imagine_bot(start_bot, fake_runcomfy, quota_default_images=3)
+
+    interaction, job = await imagine(fake_discord, bot, {"prompt": "a slow snail", "images": 2})
+    assert (await fake_discord.wait_for_callback(interaction)).json["type"] == 5  # "thinking…"
+    await status_says(fake_discord, job, "✅ Done — 2 images", interaction)
+
+    refused = await fake_discord.run_command("imagine", {"prompt": "a slow snail", "images": 2})
+    assert (await fake_discord.wait_for_callback(refused)).json["type"] == 5
+    assert "1 image left" in await private_answer(fake_discord, refused)
+    assert fake_discord.original_for(refused) is None  # the public "thinking…" was removed

@@ -231,7 +231,7 @@ async def test_rate_limited_image_posts_are_waited_out_and_posted_once(fake_disc
 
 async def test_a_reply_that_cannot_be_shown_moves_the_job_to_the_channel(fake_discord, fake_runcomfy, start_bot):
     bot = await start_imagine_bot(start_bot, fake_runcomfy)
-    fake_discord.fail("PATCH", r"/messages/@original$", status=404, code=10008)
+    fake_discord.fail("POST", r"/callback$", status=404, code=10062)
 
     _interaction, job = await imagine(fake_discord, bot, {"prompt": "a moth and a lamp", "images": 2})
 

@@ -11,7 +11,7 @@ from bot.storage import Job
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.runcomfy import JobPlan
-from tests.imagine_helpers import eventually, start_imagine_bot
+from tests.imagine_helpers import eventually, refused_privately, start_imagine_bot
 
 
 async def answer(fake: FakeDiscord, interaction) -> dict[str, Any]:
@@ -149,7 +149,8 @@ async def test_again_starts_a_new_job_with_the_same_options_and_a_new_seed(fake_
     assert [b["label"] for b in buttons(status)] == ["Again"]
     clicked = await fake_discord.click_button(again_id, status, by=world.admin)
     callback = await fake_discord.wait_for_callback(clicked)
-    assert callback.json["type"] == 5  # a new public message: "thinking…", then the status
+    assert callback.json["type"] == 4  # a new public message: the status itself
+    assert not callback.json["data"].get("flags", 0) & p.EPHEMERAL
 
     async def again_job() -> Job | None:
         jobs = await bot.storage.recent_jobs(world.guild_id, user_id(world.admin), 5)
@@ -185,9 +186,7 @@ async def test_again_is_refused_privately_when_the_clicker_is_over_quota(fake_di
         f"seedream:again:{first.id}", finished_status(fake_discord, first), by=world.admin
     )
 
-    await eventually(lambda: fake_discord.followups_for(clicked))
-    (refusal,) = fake_discord.followups_for(clicked)
-    assert refusal["flags"] & p.EPHEMERAL and "2 images left" in refusal["content"]
+    assert "2 images left" in await refused_privately(fake_discord, clicked)
     assert await bot.storage.recent_jobs(world.guild_id, user_id(world.admin)) == []
     assert len(fake_runcomfy.submits) == 1
 

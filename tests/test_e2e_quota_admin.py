@@ -13,7 +13,7 @@ from bot.quotas import Override
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.runcomfy import JobPlan
-from tests.imagine_helpers import eventually, start_imagine_bot
+from tests.imagine_helpers import eventually, refused_privately, start_imagine_bot
 
 SUBCOMMANDS = {
     "set": ["user", "images"],
@@ -307,20 +307,17 @@ async def test_budget_caps_the_server_under_a_burst_of_commands(fake_discord, fa
     )
 
     def answered() -> bool:
-        return all(
-            fake_discord.followups_for(i) or (fake_discord.original_for(i) or {}).get("embeds") for i in interactions
-        )
+        return all(fake_discord.original_for(i) for i in interactions)
 
     await eventually(answered)
     jobs = await bot.storage.fetchall("SELECT user_id, images_reserved FROM jobs WHERE guild_id = ?", (world.guild_id,))
     assert sum(row["images_reserved"] for row in jobs) <= 10
     assert len(jobs) == 2  # 4 + 4 fit, a third set of 4 would not
-    refused = [i for i in interactions if fake_discord.followups_for(i)]
+    refused = [i for i in interactions if fake_discord.original_for(i)["flags"] & p.EPHEMERAL]
     assert len(refused) == 4
     for interaction in refused:
-        (message,) = fake_discord.followups_for(interaction)
-        assert message["flags"] & p.EPHEMERAL
-        assert "budget" in message["content"] and "2 images left" in message["content"]
+        text = await refused_privately(fake_discord, interaction)
+        assert "budget" in text and "2 images left" in text
     assert len(fake_runcomfy.submits) == 2
 
     shown = await quota(fake_discord, "show")

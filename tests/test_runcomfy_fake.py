@@ -23,10 +23,11 @@ async def http(fake_runcomfy):
         yield client
 
 
-async def test_both_sites_listen_on_loopback_on_different_ports(fake_runcomfy):
+async def test_outputs_share_the_api_origin_unless_asked_for_a_host_of_their_own(fake_runcomfy, runcomfy_token):
     assert fake_runcomfy.base_url.startswith("http://127.0.0.1:")
-    assert fake_runcomfy.output_url.startswith("http://127.0.0.1:")
-    assert fake_runcomfy.base_url != fake_runcomfy.output_url
+    assert fake_runcomfy.output_url == fake_runcomfy.base_url
+    async with FakeRunComfy(token=runcomfy_token, separate_output_host=True) as separate:
+        assert separate.output_url.startswith("http://127.0.0.1:") and separate.output_url != separate.base_url
 
 
 async def test_submit_answer_shape(fake_runcomfy, http):

@@ -1,55 +1,39 @@
 """A fake RunComfy model API on 127.0.0.1, faithful to the documented contract, with knobs for every failure.
 
-Two aiohttp sites: the API (needs `Authorization: Bearer <token>`) and an output host on another port serving the
-PNGs (another origin, so tests can prove the token never reaches it). Jobs advance with time (queue, run, finish),
-computed lazily on each request: thousands of jobs cost no background work.
+The API needs `Authorization: Bearer <token>`. Outputs (the PNGs) are served without it under `/outputs/` of the
+same origin, as a local fake or proxy must (downloads are refused anywhere else that is not public); their requests
+are recorded as site "output", so tests can prove the token never reaches them. `separate_output_host=True` serves
+them from another port instead. Jobs advance with time (queue, run, finish), computed lazily on each request:
+thousands of jobs cost no background work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import io
-import json
-import random
 import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
-from PIL import Image
 
-MODEL_PATH = "bytedance/seedream-4-0/sequential"
-IMAGE_SIZES = (
-    "2048:2048 (1:1)", "2304:1728 (4:3)", "1728:2304 (3:4)", "2560:1440 (16:9)",
-    "1440:2560 (9:16)", "2496:1664 (3:2)", "1664:2496 (2:3)", "3024:1296 (21:9)",
-)  # fmt: skip
+from tests.fakes.runcomfy_contract import (
+    DEFAULT_ERRORS,
+    MODEL_PATH,
+    error_body,
+    json_body,
+    make_png,
+    now_text,
+    validate,
+)
+
+__all__ = ["FakeRunComfy", "JobPlan", "make_png"]
 ROUTES = ("submit", "status", "result", "cancel", "download")
 TERMINAL = ("completed", "cancelled", "failed")
-_DEFAULT_ERRORS = {  # status -> (error_code, error_message) of the error body `fail_next` sends by default
-    400: (400001, "Invalid request"), 401: (400004, "Invalid or expired API token"), 402: (400002, "Low balance"),
-    403: (403001, "Permission denied"), 404: (404001, "Request not found or expired"), 422: (None, "Invalid input"),
-    429: (None, "Too many requests"), 200: (500001, "Internal server error"),
-}  # fmt: skip
 
-
-def _error_body(code: int | None, message: str) -> dict[str, Any]:
-    return {"error_message": message} | ({"error_code": code} if code is not None else {})
-
-
-@functools.lru_cache(maxsize=16)
-def make_png(size: int, seed: int = 0) -> bytes:
-    """A valid PNG of about `size` bytes: random-noise pixels stored uncompressed, so the size is predictable."""
-    width = 64
-    height = max(1, round((size - 70) / (1 + 3 * width)))  # ~70 bytes of signature, chunk headers and zlib framing
-    buffer = io.BytesIO()
-    noise = random.Random(seed).randbytes(width * height * 3)
-    Image.frombytes("RGB", (width, height), noise).save(buffer, "PNG", compress_level=0)
-    return buffer.getvalue()
 
 
 @dataclass
@@ -64,6 +48,7 @@ class JobPlan:
     failure_style: str = "failed"  # "failed": status failed; "completed": completed with an error and no images
     image_bytes: int = 2048
     manual: bool = False  # never advances with time: use start/complete/fail
+    extra_urls: int = 0  # output URLs listed beyond the number asked (a misbehaving server)
 
 
 @dataclass
@@ -103,42 +88,23 @@ class _Action:
     delay: float = 0.0
 
 
-async def _json_body(request: web.Request) -> Any:
-    """The request's JSON body; its text if it is not JSON; None if there is no body."""
-    text = await request.text() if request.body_exists else ""
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return text
-
-
-def _now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-_SCHEMA = {  # the model's input schema: property -> check; "text" is required
-    "text": lambda v: isinstance(v, str) and 0 < len(v) <= 600,
-    "sequential_image_generation_options": lambda v: type(v) is int and 1 <= v <= 15,
-    "image_size": lambda v: v in IMAGE_SIZES,
-    "optimize_prompt_options": lambda v: v in ("fast", "standard"),
-    "seed": lambda v: type(v) is int,
-    "sequential_image_generation": lambda v: isinstance(v, str),
-}
-
-
-def _validate(body: Any) -> list[str]:
-    """Problems with a submit body, against the model's input schema."""
-    if not isinstance(body, dict):
-        return ["body: must be a JSON object"]
-    bad = [f"{key}: invalid value {body[key]!r}" for key, ok in _SCHEMA.items() if key in body and not ok(body[key])]
-    return bad if "text" in body else ["text: required", *bad]
-
-
 class FakeRunComfy:
     """The fake service. Knobs are plain attributes; `jobs`, `requests` and `counts` are there to inspect."""
 
-    def __init__(self, *, token: str = "test-runcomfy-token", plan: JobPlan | None = None, record: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "test-runcomfy-token",
+        plan: JobPlan | None = None,
+        record: bool = True,
+        separate_output_host: bool = False,
+    ) -> None:
         self.token = token
+        self.separate_output_host = separate_output_host
+        self.planted: str | None = None  # added to every text field of every JSON answer (an echoed secret, say)
+        self.output_bodies: dict[int, bytes] = {}  # image index -> what is served instead of its PNG
+        self.output_redirect: str | None = None  # outputs answer 302 to this URL
+        self.drip_seconds: float | None = None  # outputs are sent one byte every this many seconds
         self.plan = plan or JobPlan()
         self.record = record
         self.spellings: dict[str, str] = {}  # canonical status -> spelling sent, e.g. {"completed": "succeeded"}
@@ -168,10 +134,13 @@ class FakeRunComfy:
         api.router.add_get("/v1/requests/{rid}/status", functools.partial(self._job_route, "status", self._status_body))
         api.router.add_get("/v1/requests/{rid}/result", functools.partial(self._job_route, "result", self._result_body))
         api.router.add_post("/v1/requests/{rid}/cancel", functools.partial(self._job_route, "cancel", self._cancel_job))
-        outputs = web.Application(middlewares=[self._record("output")])
-        outputs.router.add_get("/outputs/{rid}/{index:\\d+}.png", self._output)
+        api.router.add_get("/outputs/{rid}/{index:\\d+}.png", self._output)
         self._api_site, self.base_url = await self._serve(api)
-        _, self.output_url = await self._serve(outputs)
+        self.output_url = self.base_url
+        if self.separate_output_host:
+            outputs = web.Application(middlewares=[self._record("output")])
+            outputs.router.add_get("/outputs/{rid}/{index:\\d+}.png", self._output)
+            _, self.output_url = await self._serve(outputs)
         return self.base_url
 
     async def _serve(self, app: web.Application) -> tuple[web.TCPSite, str]:
@@ -210,8 +179,8 @@ class FakeRunComfy:
     def fail_next(self, route: str, status: int, body: Any = None, *, times: int = 1, retry_after: Any = None) -> None:
         """The next `times` calls of `route` answer `status` with an error body (a submit then creates no job)."""
         if body is None:
-            code, message = _DEFAULT_ERRORS.get(status, (500001 if status >= 500 else None, "Error"))
-            body = _error_body(code, message)
+            code, message = DEFAULT_ERRORS.get(status, (500001 if status >= 500 else None, "Error"))
+            body = error_body(code, message)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         self._queue(route, times, _Action("error", status=status, body=body, headers=headers))
 
@@ -274,13 +243,13 @@ class FakeRunComfy:
         return job
 
     def _finish(self, job: FakeJob, failure: str | None) -> None:
-        job.finished_at, job.finished_at_text = self.clock(), _now_text()
+        job.finished_at, job.finished_at_text = self.clock(), now_text()
         if failure is not None:
             job.state = "completed" if job.plan.failure_style == "completed" else "failed"
             job.error, job.image_urls = failure, []
             return
         requested = job.input.get("sequential_image_generation_options", 3)
-        count = requested if job.plan.images is None else min(job.plan.images, requested)
+        count = (requested if job.plan.images is None else min(job.plan.images, requested)) + job.plan.extra_urls
         job.state = "completed"
         job.image_urls = [f"{self.output_url}/outputs/{job.request_id}/{i}.png" for i in range(1, count + 1)]
 
@@ -294,9 +263,10 @@ class FakeRunComfy:
         @web.middleware
         async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
             if self.record:
-                body, headers = await _json_body(request), CIMultiDict(request.headers)
+                body, headers = await json_body(request), CIMultiDict(request.headers)
+                where = "output" if request.path.startswith("/outputs/") else site
                 record = RecordedRequest(
-                    site, request.method, request.path, request.query_string, headers, body, self.clock()
+                    where, request.method, request.path, request.query_string, headers, body, self.clock()
                 )
                 self.requests.append(record)
             return await handler(request)
@@ -305,8 +275,8 @@ class FakeRunComfy:
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return web.json_response(_error_body(400004, "Invalid or expired API token"), status=401)
+        if not request.path.startswith("/outputs/") and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response(error_body(400004, "Invalid or expired API token"), status=401)
         return await handler(request)
 
     async def _answer(self, route: str, make: Any, request: web.Request, *, process_first: bool = False) -> Any:
@@ -319,7 +289,7 @@ class FakeRunComfy:
             if isinstance(action.body, bytes):  # sent as is, though labelled JSON: to test unreadable answers
                 headers = {"Content-Type": "application/json", **action.headers}
                 return web.Response(body=action.body, status=action.status, headers=headers)
-            return web.json_response(action.body, status=action.status, headers=action.headers)
+            return self._json(action.body, status=action.status, headers=action.headers)
         answer = await make() if process_first else None
         if delay:
             await asyncio.sleep(delay)
@@ -330,25 +300,25 @@ class FakeRunComfy:
         return answer if process_first else await make()
 
     async def _submit(self, request: web.Request) -> web.StreamResponse:
-        body = await _json_body(request)
+        body = await json_body(request)
 
         async def make() -> web.StreamResponse:
             if request.match_info["model"] != MODEL_PATH:
-                return web.json_response(_error_body(400001, "Unknown model id"), status=400)
-            problems = _validate(body)
+                return web.json_response(error_body(400001, "Unknown model id"), status=400)
+            problems = validate(body)
             if problems:
                 detail = [{"loc": [p.split(":")[0]], "msg": p} for p in problems]
                 message = "Invalid input: " + "; ".join(problems)
                 return web.json_response({"error_message": message, "detail": detail}, status=self.validation_status)
             plan = self._plans.popleft() if self._plans else self.plan
             rid = str(uuid.uuid4())
-            job = FakeJob(rid, body, plan, self.clock(), _now_text(), queue_position=plan.queue_position)
+            job = FakeJob(rid, body, plan, self.clock(), now_text(), queue_position=plan.queue_position)
             self.jobs[rid] = job
             answer = {"request_id": rid, "status": self.spellings.get("in_queue", "in_queue")}
             answer |= {
                 f"{name}_url": f"{self.base_url}/v1/requests/{rid}/{name}" for name in ("status", "result", "cancel")
             }
-            return web.json_response(answer, status=self.submit_status)
+            return self._json(answer, status=self.submit_status)
 
         return await self._answer("submit", make, request, process_first=True)
 
@@ -356,8 +326,8 @@ class FakeRunComfy:
         async def make() -> web.StreamResponse:
             job = self.jobs.get(request.match_info["rid"])
             if job is None:
-                return web.json_response(_error_body(404001, "Request not found or expired"), status=404)
-            return web.json_response(render(self._advance(job)))
+                return web.json_response(error_body(404001, "Request not found or expired"), status=404)
+            return self._json(render(self._advance(job)))
 
         return await self._answer(route, make, request)
 
@@ -373,9 +343,15 @@ class FakeRunComfy:
 
     def _cancel_job(self, job: FakeJob) -> dict[str, Any]:
         if job.state == "in_queue":
-            job.state, job.finished_at, job.finished_at_text = "cancelled", self.clock(), _now_text()
+            job.state, job.finished_at, job.finished_at_text = "cancelled", self.clock(), now_text()
         outcome = "cancelled" if job.state == "cancelled" else "not_cancellable"
         return {"request_id": job.request_id, "status": self.spellings.get(job.state, job.state), "outcome": outcome}
+
+    def _json(self, body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        if self.planted is not None and isinstance(body, dict):
+            fields = ("error", "error_message", "message", "detail")
+            body = body | {name: f"{body.get(name) or ''} {self.planted}".strip() for name in fields}
+        return web.json_response(body, status=status, headers=headers)
 
     async def _output(self, request: web.Request) -> web.StreamResponse:
         async def make() -> web.StreamResponse:
@@ -385,8 +361,12 @@ class FakeRunComfy:
             if job is not None and job.finished_at is not None and self.expire_after is not None:
                 expired = expired or self.clock() - job.finished_at > self.expire_after
             if expired:
-                return web.Response(status=404, text="Not Found")
-            data = await asyncio.to_thread(make_png, job.plan.image_bytes, index)
+                return web.Response(status=404, text=f"Not Found {self.planted or ''}")
+            if self.output_redirect is not None:
+                return web.Response(status=302, headers={"Location": self.output_redirect})
+            data = self.output_bodies.get(index) or await asyncio.to_thread(make_png, job.plan.image_bytes, index)
+            if self.drip_seconds is not None:
+                return await self._drip(request, data)
             if not self.chunked_downloads:
                 return web.Response(body=data, content_type="image/png")
             response = web.StreamResponse(headers={"Content-Type": "image/png"})
@@ -397,3 +377,12 @@ class FakeRunComfy:
             return response
 
         return await self._answer("download", make, request)
+
+    async def _drip(self, request: web.Request, data: bytes) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "image/png", "Content-Length": str(len(data))})
+        await response.prepare(request)
+        for offset in range(len(data)):
+            await response.write(data[offset : offset + 1])
+            await asyncio.sleep(self.drip_seconds or 0)
+        await response.write_eof()
+        return response

@@ -21,6 +21,10 @@ CANCEL_ANSWERS = {
         "This job is already generating, and RunComfy cannot stop a job once it runs. "
         "The images will be posted when they are ready."
     ),
+    CancelReply.REFUSED: (
+        "RunComfy would not cancel the job just now; it is still queued. Please try the Cancel button again in a "
+        "moment."
+    ),
     CancelReply.FINISHED: "This job has already finished.",
     CancelReply.NOT_SUBMITTED_YET: "The job is still being sent to RunComfy; try again in a few seconds.",
     CancelReply.UNKNOWN_JOB: "I don't know this job any more.",

@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import signal
 import sys
-import urllib.parse
 from pathlib import Path
 from typing import TextIO
 
+from bot.image_files import accept_image
+from bot.logging_setup import configure_logging
 from bot.runcomfy import (
     AuthError,
     CancelOutcome,
@@ -27,10 +28,13 @@ from bot.runcomfy import (
     RunComfyError,
 )
 from bot.seedream import DEFAULT_ASPECT, MAX_IMAGES, MIN_IMAGES, SeedreamRequest, ValidationError, build_request
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, secrets_of
 
 EXIT_OK, EXIT_INPUT, EXIT_AUTH, EXIT_API, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+class NotAnImage(Exception):
+    """A download was not a PNG, JPEG or WebP image; it was deleted."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
     except (ValidationError, SettingsError) as exc:
         _error(str(exc))
         return EXIT_INPUT
+    configure_logging(settings)  # warnings quote RunComfy's answers: they go out masked, like the bot's logs
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -149,6 +154,7 @@ async def _generate(request: SeedreamRequest, settings: Settings, out: Path) -> 
         settings.runcomfy_api_token,
         settings.runcomfy_base_url,
         max_concurrent_requests=settings.runcomfy_max_concurrent_requests,
+        secrets=secrets_of(settings),
     )
     try:
         async with client:
@@ -214,6 +220,8 @@ async def _cancel(client: RunComfyClient, rid: str) -> int:
         return EXIT_INTERRUPTED
     if cancelled.outcome is CancelOutcome.CANCELLED:
         _note(f"Interrupted: the queued job {rid} was cancelled at RunComfy.")
+    elif cancelled.state is RemoteState.QUEUED:
+        _error(f"Interrupted, but RunComfy would not cancel the queued job {rid} just now; it may still run.")
     elif cancelled.state is RemoteState.RUNNING:
         _note(f"Interrupted: job {rid} is already running and cannot be cancelled; it will finish at RunComfy.")
     else:
@@ -221,9 +229,8 @@ async def _cancel(client: RunComfyClient, rid: str) -> int:
     return EXIT_INTERRUPTED
 
 
-def _file_name(rid: str, index: int, url: str) -> str:
-    suffix = Path(urllib.parse.urlsplit(url).path).suffix.lower()
-    return f"{rid}_{index:02d}{suffix if suffix in IMAGE_SUFFIXES else '.png'}"
+def _file_name(rid: str, index: int) -> str:
+    return f"{rid}_{index:02d}.png"  # renamed to the real format's suffix once downloaded
 
 
 async def _deliver(
@@ -245,18 +252,22 @@ async def _deliver(
     if not result.image_urls:
         _error(f"Job {rid} finished without any image.")
         return EXIT_API
-    count = len(result.image_urls)
+    urls = result.image_urls[: request.images]  # a server listing more than asked gets no more saved
+    count = len(urls)
     shortfall = f" (RunComfy made {count} of the {request.images} asked)" if count < request.images else ""
     _note(f"Done in {_duration(elapsed)}{shortfall}; downloading {count} image(s)...")
     limit = asyncio.Semaphore(settings.download_concurrency)
 
     async def fetch(index: int, url: str) -> Path:
         async with limit:
-            dest = out / _file_name(rid, index, url)
+            dest = out / _file_name(rid, index)
             await client.download(url, max_bytes=settings.download_max_bytes, dest=dest)
-            return dest
+        image = await accept_image(dest)
+        if image is None:
+            raise NotAnImage(f"image {index} is not a PNG, JPEG or WebP image")
+        return image
 
-    downloads = asyncio.gather(*(fetch(i, url) for i, url in enumerate(result.image_urls, 1)), return_exceptions=True)
+    downloads = asyncio.gather(*(fetch(i, url) for i, url in enumerate(urls, 1)), return_exceptions=True)
     interrupted = asyncio.ensure_future(interrupts.event.wait())
     await asyncio.wait({downloads, interrupted}, return_when=asyncio.FIRST_COMPLETED)
     interrupted.cancel()
@@ -272,6 +283,9 @@ async def _deliver(
             print(outcome, flush=True)
         else:
             failures += 1
+            if isinstance(outcome, NotAnImage):
+                _error(f"An image was not saved: {outcome}.")
+                continue
             text = outcome.user_message if isinstance(outcome, RunComfyError) else type(outcome).__name__
             _error(f"An image could not be saved: {text} ({outcome})")
     return EXIT_API if failures else EXIT_OK

@@ -17,7 +17,7 @@ from bot.jobs import JobService
 from bot.presenter import DiscordPresenter
 from bot.quotas import QuotaDefaults, Quotas
 from bot.runcomfy import RunComfyClient
-from bot.settings import Settings
+from bot.settings import Settings, secrets_of
 from bot.storage import Storage
 from bot.tracker import Tracker, TrackerConfig
 
@@ -102,6 +102,7 @@ class SeedreamBot(commands.Bot):
                 settings.runcomfy_api_token,
                 settings.runcomfy_base_url,
                 max_concurrent_requests=settings.runcomfy_max_concurrent_requests,
+                secrets=secrets_of(settings),
             )
         self.quotas = Quotas(self.storage, QuotaDefaults.from_settings(settings))
         self.presenter = DiscordPresenter(self, self.storage, edit_interval=settings.status_edit_interval_seconds)

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 from PIL import Image
 
+from bot.image_files import accept_image
+
 log = logging.getLogger(__name__)
 
 MAX_FILES_PER_MESSAGE = 10
@@ -174,8 +176,12 @@ async def download_images(
             except Exception as exc:  # one lost image must not lose the rest of the set
                 log.warning("image %d of job %s could not be downloaded: %s", index, job_id, exc)
                 return index
-        size = (await asyncio.to_thread(dest.stat)).st_size
-        return PreparedImage(index, dest, size, url)
+        image = await accept_image(dest)
+        if image is None:
+            log.warning("image %d of job %s is not a PNG, JPEG or WebP image; it is not posted", index, job_id)
+            return index
+        size = (await asyncio.to_thread(image.stat)).st_size
+        return PreparedImage(index, image, size, url)
 
     wanted = [(index, url) for index, url in enumerate(urls, start=1) if index > skip_through]
     return list(await asyncio.gather(*(fetch(index, url) for index, url in wanted)))
@@ -336,6 +342,10 @@ async def post_set(
     """
     key = f"delivery:{job.id}"
     progress = DeliveryProgress.from_json(await meta.get_meta(key))
+    if len(urls) > job.images_reserved:
+        log.warning("job %s: RunComfy listed %d images for %d asked; only the first %d are posted",
+                    job.id, len(urls), job.images_reserved, job.images_reserved)  # fmt: skip
+        urls = urls[: job.images_reserved]
     downloaded = await download_images(
         downloader, urls, folder, job.id, max_bytes=max_bytes, concurrency=concurrency, skip_through=progress.through
     )

@@ -54,19 +54,40 @@ _TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
 )
 
 
+# Any run of this many characters of a secret is masked too, so a token cut short or split still does not show.
+SECRET_PIECE_CHARS = 16
+
+
 class Redactor:
-    """Replaces known secret values and token-shaped strings with `***`."""
+    """Replaces known secret values (and any 16-character piece of them) and token-shaped strings with `***`."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first, so a secret that contains another is masked whole.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        n = SECRET_PIECE_CHARS
+        self._pieces = frozenset(s[i : i + n] for s in self._secrets for i in range(len(s) - n + 1))
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
+        if self._pieces:
+            text = self._mask_pieces(text)
         for pattern, replacement in _TOKEN_PATTERNS:
             text = pattern.sub(replacement, text)
+        return text
+
+    def _mask_pieces(self, text: str) -> str:
+        n = SECRET_PIECE_CHARS
+        spans: list[list[int]] = []
+        for start in range(len(text) - n + 1):
+            if text[start : start + n] in self._pieces:
+                if spans and start <= spans[-1][1]:
+                    spans[-1][1] = start + n
+                else:
+                    spans.append([start, start + n])
+        for start, end in reversed(spans):
+            text = text[:start] + MASK + text[end:]
         return text
 
     def __repr__(self) -> str:

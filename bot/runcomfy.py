@@ -21,12 +21,14 @@ import logging
 import os
 import pathlib
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import httpx
 
+from bot.logging_setup import Redactor
 from bot.retry import RetryPolicy
 from bot.runcomfy_errors import (
     AuthError,
@@ -65,6 +67,7 @@ SUBMIT_PATH = f"/v1/models/{MODEL_PATH}"
 # Well-formed, but no job has it: asking its status spends nothing and proves the token is accepted.
 TOKEN_CHECK_REQUEST_ID = "00000000-0000-0000-0000-000000000000"
 _DOWNLOAD_WRITE_CHUNK = 1024 * 1024
+MAX_STATE_CHARS = 40  # an unknown status is shown (CLI progress), so it is cut short
 _UNKNOWN_SEEN: set[str] = set()
 
 
@@ -150,12 +153,12 @@ def _optional_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _error_text(value: Any) -> str | None:
+def _error_text(value: Any, *, limit: int = 300) -> str | None:
     if isinstance(value, dict):
         value = value.get("error_message") or value.get("message") or value.get("detail")
     if isinstance(value, str) and value.strip():
         text = " ".join(value.split())
-        return text if len(text) <= 300 else text[:299] + "…"
+        return text if len(text) <= limit else text[: limit - 1] + "…"
     return None
 
 
@@ -195,10 +198,14 @@ class RunComfyClient:
         connect_timeout: float = 10.0,
         submit_read_timeout: float = 90.0,
         poll_read_timeout: float = 20.0,
+        secrets: Iterable[str] = (),
     ) -> None:
         if not token:
             raise ValueError("a RunComfy API token is required")
         self._token = token
+        # Every text RunComfy sends back is masked with these before anyone sees it (it may echo a token).
+        self._secrets = (token, *(secret for secret in secrets if secret))
+        self._redact = Redactor(self._secrets)
         self._base_url = base_url.rstrip("/")
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
@@ -241,7 +248,7 @@ class RunComfyClient:
                 f"submit answered by a server fault: {exc.message}", status=exc.status, error_code=exc.error_code
             ) from exc
         try:
-            request_id = check_request_id(body.get("request_id"))
+            request_id = self._own_request_id(body.get("request_id"))
         except InvalidRequestIdError:
             raise SubmissionOutcomeUnknown("submit answer has no usable request_id", status=200) from None
         log.debug("runcomfy submit request_id=%s images=%d", request_id, request.images)
@@ -257,14 +264,16 @@ class RunComfyClient:
         if state is not RemoteState.QUEUED or isinstance(position, bool) or not isinstance(position, int):
             position = None
         log.debug("runcomfy status request_id=%s state=%s position=%s", request_id, state.value, position)
-        return JobStatus(request_id, state, position, raw if isinstance(raw, str) else "")
+        shown = _error_text(raw, limit=MAX_STATE_CHARS) or ""
+        return JobStatus(request_id, state, position, self._redact(shown))
 
     async def result(self, request_id: str) -> JobResult:
         request_id = check_request_id(request_id)
         body = await self._idempotent("GET", f"/v1/requests/{request_id}/result")
         state = RemoteState.parse(body.get("status"))
-        images = _image_urls(body.get("output"))
+        images = self._showable(_image_urls(body.get("output")))
         error = _error_text(body.get("error"))
+        error = self._redact(error) if error is not None else None
         if state is RemoteState.COMPLETED and not images and error is not None:
             state = RemoteState.FAILED
         if state is RemoteState.FAILED and error is None:
@@ -276,9 +285,22 @@ class RunComfyClient:
         return JobResult(request_id, state, images, error, created, finished)
 
     async def cancel(self, request_id: str) -> CancelResult:
-        """Cancel a queued job; a running or finished one answers NOT_CANCELLABLE."""
+        """Cancel a queued job; a running or finished one answers NOT_CANCELLABLE.
+
+        A cancel refused with a 4xx status (409 "not now", say) is answered from the job's status instead: the
+        state then tells whether it is running (cannot be stopped) or still queued (the cancel failed).
+        """
         request_id = check_request_id(request_id)
-        body = await self._idempotent("POST", f"/v1/requests/{request_id}/cancel")
+        try:
+            body = await self._idempotent("POST", f"/v1/requests/{request_id}/cancel")
+        except RunComfyError as exc:
+            if exc.status is None or not 400 <= exc.status < 500:
+                raise
+            log.info("runcomfy cancel request_id=%s refused (%s); reading its status", request_id, exc)
+            status = await self.status(request_id)
+            cancelled = status.state is RemoteState.CANCELLED
+            outcome = CancelOutcome.CANCELLED if cancelled else CancelOutcome.NOT_CANCELLABLE
+            return CancelResult(request_id, outcome, status.state)
         state = RemoteState.parse(body.get("status"))
         raw_outcome = body.get("outcome")
         raw_outcome = raw_outcome.strip().lower() if isinstance(raw_outcome, str) else ""
@@ -327,8 +349,22 @@ class RunComfyClient:
                     method, self._base_url + path, json=json, headers=headers, timeout=timeouts
                 )
         except httpx.HTTPError as exc:
-            raise transport_error(exc, secrets=(self._token,)) from exc
+            raise transport_error(exc, secrets=self._secrets) from exc
         return self._decode(response)
+
+    def _own_request_id(self, value: Any) -> str:
+        """A request id fit to use and show: well-formed, and not carrying any piece of a secret."""
+        request_id = check_request_id(value)
+        if self._redact(request_id) != request_id:
+            raise InvalidRequestIdError("request id is malformed")
+        return request_id
+
+    def _showable(self, urls: tuple[str, ...]) -> tuple[str, ...]:
+        """The output URLs that carry no piece of a secret (an image may be linked publicly by its URL)."""
+        kept = tuple(url for url in urls if self._redact(url) == url)
+        if len(kept) < len(urls):
+            log.warning("RunComfy listed %d output URL(s) carrying a secret; they are ignored", len(urls) - len(kept))
+        return kept
 
     def _decode(self, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
@@ -336,7 +372,7 @@ class RunComfyClient:
             body: Any = response.json()
         except ValueError:
             body = None
-        secrets = (self._token,)
+        secrets = self._secrets
         if not 200 <= status < 300:
             raise error_from_answer(status, body, response.headers, secrets=secrets)
         if not isinstance(body, dict):
@@ -352,14 +388,14 @@ class RunComfyClient:
         try:
             response = await self._http.send(request, stream=True, follow_redirects=True)
         except httpx.HTTPError as exc:
-            raise transport_error(exc, secrets=(self._token,)) from exc
+            raise transport_error(exc, secrets=self._secrets) from exc
         try:
             refusal = download_answer_error(response, max_bytes)
             if refusal is not None:
                 raise refusal
             return await _read_body(response, max_bytes, dest)
         except httpx.HTTPError as exc:
-            raise transport_error(exc, secrets=(self._token,)) from exc
+            raise transport_error(exc, secrets=self._secrets) from exc
         finally:
             await response.aclose()
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from bot.logging_setup import Redactor
 from bot.retry import parse_retry_after
 
 MAX_SERVER_MESSAGE_CHARS = 200
@@ -148,10 +149,9 @@ def check_request_id(request_id: object) -> str:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if len(secret) >= 6:  # a shorter "secret" is no real token, and would garble every message
-            text = text.replace(secret, "[redacted]")
-    return text
+    """`text` with the secrets (and pieces of them, and anything token-shaped) masked, as in the logs."""
+    # A shorter "secret" is no real token, and would garble every message.
+    return Redactor([secret for secret in secrets if len(secret) >= 6])(text)
 
 
 def _short(text: str) -> str:

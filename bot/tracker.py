@@ -15,13 +15,13 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from bot.delivery import DeliveryReport, PreparedImage, post_set
 from bot.jobstate import JobState
-from bot.logging_setup import for_job
+from bot.logging_setup import Redactor, for_job
 from bot.runcomfy import (
     AuthError,
     CancelOutcome,
@@ -31,6 +31,7 @@ from bot.runcomfy import (
     RunComfyClient,
     RunComfyError,
 )
+from bot.settings import secrets_of
 from bot.status_render import duration_text, shorten
 from bot.storage import Job, Storage
 
@@ -42,6 +43,8 @@ STANDARD_MODE_EXTRA = 5.0
 RESTART_MESSAGE = "the bot restarted while sending this job and RunComfy never confirmed it, so it was not sent again"
 EXPIRED_MESSAGE = "RunComfy no longer knows this job (it expired)"
 NOT_DOWNLOADED_MESSAGE = "the images could not be downloaded from RunComfy (they may have expired)"
+GENERATION_FAILED = "RunComfy could not generate it"
+UPSTREAM_EXCERPT_CHARS = 80  # members see RunComfy's own words only as a short, masked excerpt
 
 
 class JobObserver(Protocol):
@@ -67,6 +70,7 @@ class JobObserver(Protocol):
 class CancelReply(enum.Enum):
     CANCELLED = "cancelled"
     NOT_CANCELLABLE = "not_cancellable"  # already generating
+    REFUSED = "refused"  # still queued, but RunComfy would not cancel it just now
     FINISHED = "finished"
     NOT_SUBMITTED_YET = "not_submitted_yet"
     UNKNOWN_JOB = "unknown_job"
@@ -81,6 +85,7 @@ class TrackerConfig:
     job_deadline: float = 1800.0
     download_max_bytes: int = 40 * 1024 * 1024
     download_concurrency: int = 4
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # masked in every upstream text shown to members
 
     @classmethod
     def from_settings(cls, settings, workdir: Path) -> TrackerConfig:
@@ -91,6 +96,7 @@ class TrackerConfig:
             job_deadline=settings.job_deadline_seconds,
             download_max_bytes=settings.download_max_bytes,
             download_concurrency=settings.download_concurrency,
+            secrets=tuple(secrets_of(settings)),
         )
 
 
@@ -112,6 +118,7 @@ class Tracker:
         self._observer = observer
         self._config = config
         self._clock = clock
+        self._redact = Redactor(config.secrets)
         self._started_at = clock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -279,8 +286,8 @@ class Tracker:
     async def _complete(self, job: Job) -> float | None:
         result = await self._runcomfy.result(job.request_id)
         if result.state is RemoteState.FAILED or (result.state is RemoteState.COMPLETED and not result.image_urls):
-            reason = shorten(result.error or "", 160) or "RunComfy returned no images"
-            await self._end(job, JobState.FAILED, f"RunComfy could not generate it ({reason})")
+            excerpt = shorten(self._redact(result.error or ""), UPSTREAM_EXCERPT_CHARS) or "it returned no images"
+            await self._end(job, JobState.FAILED, f"{GENERATION_FAILED} ({excerpt})")
             return None
         if result.state is not RemoteState.COMPLETED:
             return self._config.poll_interval  # the result lags behind the status: look again soon
@@ -366,6 +373,8 @@ class Tracker:
             if answer.outcome is CancelOutcome.CANCELLED:
                 job = await self._storage.finish_job(job.id, JobState.CANCELLED)
                 reply = CancelReply.CANCELLED
+            elif answer.state is RemoteState.QUEUED:
+                reply = CancelReply.REFUSED
             else:
                 if answer.state is RemoteState.RUNNING and job.state is not JobState.RUNNING:
                     job = await self._storage.transition(job.id, JobState.RUNNING)

@@ -110,7 +110,7 @@ def channel_messages(fake: FakeDiscord) -> list[dict[str, Any]]:
 
 def image_messages(fake: FakeDiscord, job: Job) -> list[dict[str, Any]]:
     """The messages carrying the job's images (attachments or links), in the order they were posted."""
-    pattern = re.compile(rf"^seedream_{job.id}_\d\d\.(png|jpg)$")
+    pattern = re.compile(rf"^seedream_{job.id}_\d\d\.(png|jpg|webp)$")
     found = []
     for message in channel_messages(fake):
         if any(pattern.match(a["filename"]) for a in message["attachments"]) or "too large to upload" in (

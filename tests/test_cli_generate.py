@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bot import cli_generate
 from bot.__main__ import main as bot_main
 from bot.runcomfy import JobStatus, RemoteState
 from tests.fakes.runcomfy import make_png
+from tests.secrets_helpers import DISCORD_TOKEN, leaked_pieces, planted_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -171,7 +174,12 @@ def in_process(fake_runcomfy, tmp_path, monkeypatch):
     async def run(*args: str) -> int:
         return await asyncio.to_thread(bot_main, ["generate", *args])
 
-    return run
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield run
+    for handler in set(root.handlers) - set(handlers):  # the command set up logging for its process
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.mark.parametrize(
@@ -262,3 +270,40 @@ def test_progress_prints_plain_lines_only_on_change_elsewhere():
 def test_describe(state, position, elapsed, line):
     status = JobStatus("rid", state, position, "warming" if state is RemoteState.UNKNOWN else state.value)
     assert cli_generate.describe(status, 5, elapsed) == line
+
+
+async def test_saves_only_real_images_only_as_many_as_asked_named_by_format(fake_runcomfy, tmp_path):
+    fake_runcomfy.next_job(extra_urls=10, image_bytes=3000)
+    fake_runcomfy.output_bodies[2] = b"<!doctype html><p>not an image</p>"
+    jpeg = io.BytesIO()
+    Image.new("RGB", (20, 20)).save(jpeg, "JPEG")
+    fake_runcomfy.output_bodies[3] = jpeg.getvalue()
+
+    code, out, err = await run_cli(fake_runcomfy, tmp_path, "a lighthouse", "--images", "3", "--out", "set")
+
+    assert code == cli_generate.EXIT_API, err
+    [rid] = fake_runcomfy.jobs
+    assert out.splitlines() == [f"set/{rid}_01.png", f"set/{rid}_03.jpg"]
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == [f"{rid}_01.png", f"{rid}_03.jpg"]
+    assert "image 2 is not a PNG, JPEG or WebP image" in err
+    assert len([r for r in fake_runcomfy.requests if r.site == "output"]) == 3
+
+
+@pytest.mark.parametrize("failure", [True, False])
+async def test_tokens_echoed_by_runcomfy_never_reach_the_terminal(fake_runcomfy, tmp_path, failure):
+    tokens = (fake_runcomfy.token, DISCORD_TOKEN)
+    planted = planted_text(*tokens)
+    fake_runcomfy.planted = planted
+    fake_runcomfy.spellings = {"in_progress": "busy " + planted}
+    fake_runcomfy.fail_next("download", 404, {"error_message": planted})
+    fake_runcomfy.output_bodies[2] = planted.encode()
+    fake_runcomfy.next_job(run_seconds=0.2, failure=planted if failure else None)
+
+    code, out, err = await run_cli(
+        fake_runcomfy, tmp_path, "a lighthouse", "--images", "3", DISCORD_TOKEN=DISCORD_TOKEN, LOG_LEVEL="DEBUG"
+    )
+
+    assert code == cli_generate.EXIT_API
+    assert "bad credentials" in err if failure else "busy bad credentials" in err
+    assert leaked_pieces(out + err, *tokens) == [], err
+    assert len(out.splitlines()) == (0 if failure else 1)

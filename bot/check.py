@@ -36,6 +36,7 @@ class CheckResult:
     name: str
     ok: bool | None  # None: skipped, because an earlier problem makes the check impossible
     detail: str = ""
+    refused: bool = False  # the service refused the token itself (not: could not be asked)
 
     def line(self) -> str:
         status = "skip" if self.ok is None else ("ok  " if self.ok else "FAIL")
@@ -130,7 +131,7 @@ async def check_runcomfy(token: str, base_url: str, *, limit_seconds: float = RU
     """Whether RunComfy accepts the API token; spends nothing."""
     problem = _token_shape_problem("RUNCOMFY_API_TOKEN", token)
     if problem:
-        return CheckResult("runcomfy", False, problem)
+        return CheckResult("runcomfy", False, problem, refused=True)
     try:
         # One retry for a passing blip: a check should answer in seconds, not wait out an outage.
         retry = RetryPolicy(max_attempts=2, max_total=limit_seconds)
@@ -142,6 +143,7 @@ async def check_runcomfy(token: str, base_url: str, *, limit_seconds: float = RU
             "runcomfy",
             False,
             f"token rejected{code}: put a valid API key from RunComfy (profile > API Keys) in RUNCOMFY_API_TOKEN",
+            refused=True,
         )
     except InsufficientBalanceError:
         return CheckResult("runcomfy", False, "token accepted, but the account is out of credit: top up the balance")

@@ -12,12 +12,15 @@ from collections.abc import Callable
 import aiohttp
 import discord
 
+from bot.check import check_runcomfy
 from bot.client import SeedreamBot
 from bot.logging_setup import configure_logging
 from bot.settings import Settings, load_settings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_SETTINGS = 2
+START_CHECK_SECONDS = 15.0
 
 BotFactory = Callable[[Settings], SeedreamBot]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -32,8 +35,25 @@ async def _shut_down(bot: SeedreamBot) -> None:
     await bot.close()
 
 
+async def runcomfy_token_refused(settings: Settings) -> bool:
+    """Ask RunComfy about the token as `seedream-bot check` does (free). A refusal is printed; if RunComfy
+    cannot answer, only a warning is logged: the bot can start and jobs wait for RunComfy."""
+    result = await check_runcomfy(
+        settings.runcomfy_api_token, settings.runcomfy_base_url, limit_seconds=START_CHECK_SECONDS
+    )
+    if result.refused:
+        print(f"seedream-bot: RunComfy refused RUNCOMFY_API_TOKEN: {result.detail}", file=sys.stderr)
+        return True
+    if not result.ok:
+        log.warning("RunComfy could not confirm the API token at start (%s); starting anyway", result.detail)
+    return False
+
+
 async def run_bot(settings: Settings, bot_factory: BotFactory = SeedreamBot) -> int:
-    """Run the bot until it is closed or the process is asked to stop; return the exit code."""
+    """Check the RunComfy token, then run the bot until it is closed or the process is asked to stop; return
+    the exit code."""
+    if await runcomfy_token_refused(settings):
+        return EXIT_SETTINGS
     bot = bot_factory(settings)
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows / off main thread

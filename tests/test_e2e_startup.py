@@ -174,3 +174,28 @@ async def test_runner_main_loads_settings_and_reports_a_rejected_token(fake_disc
 
     err = capsys.readouterr().err
     assert "DISCORD_TOKEN" in err and "Traceback" not in err
+
+
+async def test_a_refused_runcomfy_token_stops_the_start_with_one_line(fake_discord, fake_runcomfy, tmp_path, capsys):
+    settings = bot_settings(
+        fake_discord, tmp_path, runcomfy_api_token="wrong-runcomfy-key", runcomfy_base_url=fake_runcomfy.base_url
+    )
+
+    assert await runner.run_bot(settings) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("seedream-bot: RunComfy refused RUNCOMFY_API_TOKEN: token rejected (401)")
+    assert "wrong-runcomfy-key" not in err
+    assert fake_discord.gateway.sessions == [] and fake_discord.find_requests("GET", "^/users/@me$") == []
+    assert fake_runcomfy.submits == []
+
+
+async def test_an_unreachable_runcomfy_only_warns_and_the_bot_starts(fake_discord, tmp_path, capsys, caplog):
+    settings = bot_settings(fake_discord, tmp_path, discord_token="not-the-token")  # RunComfy: a closed local port
+
+    assert await runner.run_bot(settings) == 1  # it went on to log in to Discord, which refused
+
+    assert "RunComfy could not confirm the API token at start" in caplog.text
+    assert "RUNCOMFY_API_TOKEN" not in capsys.readouterr().err
+    assert fake_discord.find_requests("GET", "^/users/@me$")

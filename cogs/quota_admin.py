@@ -14,15 +14,13 @@ from discord.ext import commands
 
 from bot import periods, quota_format
 from bot.quota_policy import Override
-from bot.quotas import Quotas
+from bot.quotas import GuildQuota, Quotas
 
 log = logging.getLogger(__name__)
 
 MAX_IMAGES = 1_000_000
 MAX_CONCURRENT = 100
 PERIOD_CHOICES = [app_commands.Choice(name=period, value=period) for period in periods.PERIODS]
-NO_BUDGET = "none"
-BUDGET_PERIOD_CHOICES = [*PERIOD_CHOICES, app_commands.Choice(name="none (remove the budget)", value=NO_BUDGET)]
 TOP_USERS = 10
 
 ImageCount = app_commands.Range[int, 0, MAX_IMAGES]
@@ -174,21 +172,23 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
 
     @app_commands.command(name="default", description="Set the server's default limit, period and sets at a time")
     @app_commands.describe(
-        images="Images per period for members without their own or a role's limit",
-        period="How often quotas reset (calendar periods in UTC)",
-        concurrent="How many sets one member may have in progress at a time",
+        images="Images per period for members without their own or a role's limit (default: unchanged)",
+        period="How often quotas reset, calendar periods in UTC (default: unchanged)",
+        concurrent="How many sets one member may have in progress at a time (default: unchanged)",
     )
     @app_commands.choices(period=PERIOD_CHOICES)
     @app_commands.checks.has_permissions(manage_guild=True)
     async def set_default(
         self,
         interaction: discord.Interaction,
-        images: ImageCount,
+        images: ImageCount | None = None,
         period: str | None = None,
         concurrent: app_commands.Range[int, 1, MAX_CONCURRENT] | None = None,
     ) -> None:
         async def action() -> str:
-            count = checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
+            if images is None and period is None and concurrent is None:
+                raise Refusal("Give `images`, `period` or `concurrent` (any of them): what is left out stays.")
+            count = None if images is None else checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
             chosen_period = checked_period(period)
             if concurrent is not None:
                 checked_count("concurrent", concurrent, minimum=1, maximum=MAX_CONCURRENT)
@@ -264,25 +264,52 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
 
     @app_commands.command(name="budget", description="Cap the whole server's images per period")
     @app_commands.describe(
-        images="Images per period for the whole server (0 pauses generation)",
-        period="The budget's period, or none to remove the budget",
+        images="Images per period for the whole server; 0 pauses generation (default: unchanged)",
+        period="The budget's period (default: unchanged, or the server's quota period for a new budget)",
     )
-    @app_commands.choices(period=BUDGET_PERIOD_CHOICES)
+    @app_commands.choices(period=PERIOD_CHOICES)
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def budget(self, interaction: discord.Interaction, images: ImageCount, period: str | None = None) -> None:
+    async def budget(
+        self, interaction: discord.Interaction, images: ImageCount | None = None, period: str | None = None
+    ) -> None:
         async def action() -> str:
-            count = checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
-            removing = period == NO_BUDGET
-            chosen_period = None if removing else checked_period(period)
+            count = None if images is None else checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
+            chosen_period = checked_period(period)
             before = await self.quotas.guild_settings(interaction.guild_id)
-            after = await self.quotas.set_budget(interaction.guild_id, None if removing else count, chosen_period)
-            before_text, after_text = quota_format.budget(before), quota_format.budget(after)
-            self._log_change(interaction, "budget", "server", before_text, after_text)
-            used = quota_format.images(await self.quotas.guild_usage(interaction.guild_id))
-            when = periods.current(after.budget_period or after.period)
-            return quota_format.change("Server budget", before_text, after_text) + f"\n{used} used or reserved {when}."
+            if count is None:
+                if chosen_period is None:
+                    raise Refusal("Give `images`, `period` or both. To remove the budget, use `/quota budget-remove`.")
+                if before.budget_images is None:
+                    raise Refusal("This server has no budget yet: give `images` to set one.")
+                count = before.budget_images
+            if chosen_period is None and before.budget_images is not None and before.budget_period != before.period:
+                chosen_period = before.budget_period  # a period of its own stays when only the images change
+            return await self._budget_change(interaction, before, count, chosen_period)
 
         await self._respond(interaction, action())
+
+    @app_commands.command(name="budget-remove", description="Remove the server's image budget")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def budget_remove(self, interaction: discord.Interaction) -> None:
+        async def action() -> str:
+            before = await self.quotas.guild_settings(interaction.guild_id)
+            if before.budget_images is None:
+                return "This server has no budget; nothing changed."
+            return await self._budget_change(interaction, before, None, None)
+
+        await self._respond(interaction, action())
+
+    async def _budget_change(
+        self, interaction: discord.Interaction, before: GuildQuota, images: int | None, period: str | None
+    ) -> str:
+        after = await self.quotas.set_budget(interaction.guild_id, images, period)
+        before_text, after_text = quota_format.budget(before), quota_format.budget(after)
+        self._log_change(interaction, "budget", "server", before_text, after_text)
+        text = quota_format.change("Server budget", before_text, after_text)
+        if after.budget_images is None:
+            return text
+        used = quota_format.images(await self.quotas.guild_usage(interaction.guild_id))
+        return text + f"\n{used} used or reserved {periods.current(after.budget_period or after.period)}."
 
     # ---- reading ------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "reset": ["user"],
     "show": ["user"],
     "budget": ["images", "period"],
+    "budget-remove": [],
 }
 
 
@@ -76,6 +77,8 @@ async def test_quota_is_registered_for_managers_only_with_exact_names(fake_disco
     assert options["set"]["images"]["min_value"] == 0
     assert [c["value"] for c in options["default"]["period"]["choices"]] == ["day", "week", "month"]
     assert not options["show"]["user"].get("required")
+    assert not any(o.get("required") for o in options["default"].values())  # change only what you name
+    assert not any(o.get("required") for o in options["budget"].values())
 
 
 async def test_members_without_manage_server_are_refused_and_nothing_changes(fake_discord, start_bot):
@@ -90,6 +93,7 @@ async def test_members_without_manage_server_are_refused_and_nothing_changes(fak
         "reset": {"user": world.member},
         "show": {},
         "budget": {"images": 5},
+        "budget-remove": {},
     }
     for subcommand, options in attempts.items():
         text = await quota(fake_discord, subcommand, options, by=world.member)
@@ -255,6 +259,10 @@ async def test_show_for_the_server_lists_settings_overrides_budget_and_top_users
         ("default", {"images": 5, "concurrent": 0}, "at least 1"),
         ("default", {"images": 5, "period": "fortnight"}, "day, week, month"),
         ("budget", {"images": -10}, "can't be negative"),
+        ("default", {}, "Give `images`, `period` or `concurrent`"),
+        ("budget", {}, "/quota budget-remove"),
+        ("budget", {"period": "week"}, "no budget yet"),
+        ("budget", {"period": "none"}, "day, week, month"),
         ("set", {"user": "member", "images": 10**9}, "at most"),
         ("set", {"user": "other_bot", "images": 5}, "is a bot"),
         ("unlimited", {"target": "other_bot"}, "is a bot"),
@@ -324,15 +332,44 @@ async def test_budget_caps_the_server_under_a_burst_of_commands(fake_discord, fa
     assert "Server budget: 10 images per week; 8 images used or reserved this week" in shown
 
 
-async def test_budget_period_none_removes_the_budget(fake_discord, start_bot):
+async def test_budget_remove_removes_the_budget(fake_discord, start_bot):
     bot = await start_bot()
     guild_id = fake_discord.world.guild_id
     await bot.quotas.set_budget(guild_id, 50, "month")
 
-    text = await quota(fake_discord, "budget", {"images": 0, "period": "none"})
+    text = await quota(fake_discord, "budget-remove")
 
     assert (await bot.quotas.guild_settings(guild_id)).budget_images is None
-    assert "50 images per month" in text and "none" in text
+    assert text == "Server budget: 50 images per month → none"
+    assert await quota(fake_discord, "budget-remove") == "This server has no budget; nothing changed."
+
+
+async def test_budget_period_or_images_alone_change_only_that(fake_discord, start_bot):
+    bot = await start_bot()
+    guild_id = fake_discord.world.guild_id
+    await quota(fake_discord, "budget", {"images": 40, "period": "week"})
+
+    text = await quota(fake_discord, "budget", {"period": "month"})
+    assert text.startswith("Server budget: 40 images per week → 40 images per month")
+    text = await quota(fake_discord, "budget", {"images": 25})
+    assert text.startswith("Server budget: 40 images per month → 25 images per month")
+    settings = await bot.quotas.guild_settings(guild_id)
+    assert (settings.budget_images, settings.budget_period) == (25, "month")
+
+
+@pytest.mark.parametrize(
+    ("options", "after"),
+    [
+        ({"period": "week"}, "30 images per week, at most 2 sets in progress per member"),
+        ({"concurrent": 4}, "30 images per day, at most 4 sets in progress per member"),
+    ],
+)
+async def test_default_period_or_concurrency_alone_keep_the_images(fake_discord, start_bot, options, after):
+    await start_bot()
+
+    text = await quota(fake_discord, "default", options)
+
+    assert text == f"Server default: 30 images per day, at most 2 sets in progress per member → {after}"
 
 
 async def test_the_override_of_a_deleted_role_goes_with_it(fake_discord, start_bot):

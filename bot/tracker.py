@@ -1,8 +1,10 @@
 """Follows every unfinished job from submission to delivery, and resumes them after a restart.
 
-One task per job polls RunComfy (adaptively: slowly while a job waits far back in the queue,
-quickly once it is likely to finish), moves the job through its states in the database, tells the
-observer (the Discord side) about every change, and delivers the images when the job completes.
+One task per job polls RunComfy (paced by `bot.poll_policy`: slowly while a job waits far back in the
+queue, densely around the end expected from the learned run times in `bot.run_times`), moves the job
+through its states in the database, tells the observer (the Discord side) about every change, and
+delivers the images when the job completes. The task keeps its job in memory between polls and reads
+the database again only where another task may have changed the job (under the job's lock).
 All state changes of one job go through one lock, so a Cancel click and the poller never race.
 A job that has a request_id is never submitted again; charging happens once, in `finish_job`.
 """
@@ -22,9 +24,12 @@ from typing import Protocol
 from bot.delivery import DeliveryReport, PreparedImage, post_set
 from bot.jobstate import JobState
 from bot.logging_setup import Redactor, for_job
+from bot.poll_policy import Ask, Phase, Poll, PollPolicy
+from bot.run_times import RunTimes
 from bot.runcomfy import (
     AuthError,
     CancelOutcome,
+    JobResult,
     JobStatus,
     NotFoundError,
     RemoteState,
@@ -37,9 +42,6 @@ from bot.storage import Job, Storage
 
 log = logging.getLogger(__name__)
 
-# Seedream makes about one 2K image every 2 s; standard mode spends longer on the prompt first.
-SECONDS_PER_IMAGE = 2.0
-STANDARD_MODE_EXTRA = 5.0
 RESTART_MESSAGE = "the bot restarted while sending this job and RunComfy never confirmed it, so it was not sent again"
 EXPIRED_MESSAGE = "RunComfy no longer knows this job (it expired)"
 NOT_DOWNLOADED_MESSAGE = "the images could not be downloaded from RunComfy (they may have expired)"
@@ -101,6 +103,18 @@ class TrackerConfig:
 
 
 _REMOTE_TO_LOCAL = {RemoteState.QUEUED: JobState.QUEUED, RemoteState.RUNNING: JobState.RUNNING}
+_PHASES = {RemoteState.QUEUED: Phase.QUEUED, RemoteState.RUNNING: Phase.RUNNING}
+
+
+@dataclass
+class _Watch:
+    """What the task following a job remembers between two polls (times on the tracker's clock)."""
+
+    ask: Ask = Ask.STATUS
+    last_queued_at: float | None = None  # the last poll that saw it queued
+    started_at: float | None = None  # its estimated start
+    start_seen: bool = False  # started between two polls of this process: its run can be timed
+    last_running_at: float | None = None  # the last poll that saw it running
 
 
 class Tracker:
@@ -112,6 +126,7 @@ class Tracker:
         config: TrackerConfig,
         *,
         clock: Callable[[], float] = time.time,
+        run_times: RunTimes | None = None,
     ) -> None:
         self._storage = storage
         self._runcomfy = runcomfy
@@ -119,6 +134,8 @@ class Tracker:
         self._config = config
         self._clock = clock
         self._redact = Redactor(config.secrets)
+        self._policy = PollPolicy.from_intervals(config.poll_interval, config.poll_max_interval)
+        self._run_times = run_times if run_times is not None else RunTimes(storage)
         self._started_at = clock()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -187,13 +204,15 @@ class Tracker:
                 pause = min(pause * 2, 60.0)
 
     async def _follow(self, job_id: str) -> None:
+        job = await self._storage.get_job(job_id)
+        if job is None or job.state.terminal:
+            return
+        await self._run_times.load(job.options)
+        watch = _Watch(ask=Ask.RESULT if job.state is JobState.RUNNING else Ask.STATUS, started_at=job.started_at)
         failures = 0
         while True:
-            job = await self._storage.get_job(job_id)
-            if job is None or job.state.terminal:
-                return
             try:
-                delay = await self._step(job)
+                job, delay = await self._step(job, watch)
             except NotFoundError:
                 await self._end(job, JobState.EXPIRED, EXPIRED_MESSAGE)
                 return
@@ -204,28 +223,61 @@ class Tracker:
                 if self._past_deadline(job):
                     await self._give_up(job, None)
                     return
-                delay = min(self._config.poll_max_interval, self._config.poll_interval * 2**failures)
+                delay = self._policy.after_failures(failures)
             else:
                 failures = 0
-            if delay is None:
+            if delay is None or job.state.terminal:
                 return
             await asyncio.sleep(delay)
 
-    async def _step(self, job: Job) -> float | None:
-        """One look at RunComfy; returns the seconds until the next, or None when the job needs no more."""
+    async def _step(self, job: Job, watch: _Watch) -> tuple[Job, float | None]:
+        """One look at RunComfy; returns the job and the seconds until the next look (None: no more needed)."""
         if job.state is JobState.DELIVERING:  # resumed after a restart in the middle of delivering
-            return await self._complete(job)
-        status = await self._runcomfy.status(job.request_id)
-        if status.state in (RemoteState.COMPLETED, RemoteState.FAILED):
-            return await self._complete(job)
-        if status.state is RemoteState.CANCELLED:
-            await self._end(job, JobState.CANCELLED)
-            return None
+            return job, await self._complete(job, watch)
+        if watch.ask is Ask.RESULT:
+            result = await self._runcomfy.result(job.request_id)
+            if result.state.terminal:
+                return job, await self._complete(job, watch, result)
+            status = JobStatus(result.request_id, result.state, None, result.state.value)
+        else:
+            status = await self._runcomfy.status(job.request_id)
+            if status.state in (RemoteState.COMPLETED, RemoteState.FAILED):
+                return job, await self._complete(job, watch)
+            if status.state is RemoteState.CANCELLED:
+                await self._end(job, JobState.CANCELLED)
+                return job, None
         if self._past_deadline(job):
             await self._give_up(job, status)
-            return None
+            return job, None
+        self._note_poll(watch, status.state)
         job = await self._apply_progress(job, status)
-        return self.poll_delay(job, status)
+        poll = self.next_poll(job, status, watch)
+        watch.ask = poll.ask
+        return job, poll.delay
+
+    def _note_poll(self, watch: _Watch, state: RemoteState) -> None:
+        now = self._clock()
+        if state is RemoteState.QUEUED:
+            watch.last_queued_at = now
+        elif state is RemoteState.RUNNING:
+            if watch.started_at is None or (watch.last_queued_at is not None and not watch.start_seen):
+                if watch.last_queued_at is not None:
+                    # It started since the last queued poll; position 1 is asked every `front` seconds.
+                    watch.started_at = now - min(now - watch.last_queued_at, self._policy.front) / 2
+                    watch.start_seen = True
+                else:
+                    watch.started_at = now
+            watch.last_running_at = now
+
+    def next_poll(self, job: Job, status: JobStatus, watch: _Watch | None = None) -> Poll:
+        """The next look at a job that RunComfy reported in `status` (see `bot.poll_policy`)."""
+        phase = _PHASES.get(status.state, Phase.UNKNOWN)
+        if phase is not Phase.RUNNING:
+            return self._policy.next(phase, position=status.queue_position)
+        started = watch.started_at if watch is not None and watch.started_at is not None else job.started_at
+        elapsed = self._clock() - started if started is not None else 0.0
+        expected, spread = self._run_times.expect(job.options, job.images_reserved)
+        return self._policy.next(phase, elapsed=elapsed, expected=expected, spread=spread)
 
     def _past_deadline(self, job: Job) -> bool:
         return self._clock() - job.created_at > self._config.job_deadline
@@ -248,23 +300,6 @@ class Tracker:
         limit = duration_text(self._config.job_deadline)
         await self._end(job, JobState.FAILED, f"RunComfy did not finish it within {limit}")
 
-    def poll_delay(self, job: Job, status: JobStatus) -> float:
-        """Seconds until the next status check: long while far back in the queue, short near the end."""
-        base, ceiling = self._config.poll_interval, self._config.poll_max_interval
-        if status.state is RemoteState.QUEUED:
-            position = status.queue_position
-            delay = base * 1.5 if position is None else base * (1 + position / 2)
-        elif status.state is RemoteState.RUNNING:
-            expected = job.images_reserved * SECONDS_PER_IMAGE
-            if job.options.get("mode") == "standard":
-                expected += STANDARD_MODE_EXTRA
-            started = job.started_at or self._clock()
-            remaining = expected * 0.8 - (self._clock() - started)
-            delay = max(base, remaining / 2)
-        else:
-            delay = base
-        return min(max(delay, base), ceiling)
-
     async def _apply_progress(self, job: Job, status: JobStatus) -> Job:
         target = _REMOTE_TO_LOCAL.get(status.state)
         if target is None:
@@ -283,16 +318,29 @@ class Tracker:
         await self._notify(updated)
         return updated
 
-    async def _complete(self, job: Job) -> float | None:
-        result = await self._runcomfy.result(job.request_id)
+    async def _complete(self, job: Job, watch: _Watch, result: JobResult | None = None) -> float | None:
+        if result is None:
+            result = await self._runcomfy.result(job.request_id)
+        if result.state is RemoteState.CANCELLED:
+            await self._end(job, JobState.CANCELLED)
+            return None
         if result.state is RemoteState.FAILED or (result.state is RemoteState.COMPLETED and not result.image_urls):
             excerpt = shorten(self._redact(result.error or ""), UPSTREAM_EXCERPT_CHARS) or "it returned no images"
             await self._end(job, JobState.FAILED, f"{GENERATION_FAILED} ({excerpt})")
             return None
         if result.state is not RemoteState.COMPLETED:
-            return self._config.poll_interval  # the result lags behind the status: look again soon
+            watch.ask = Ask.RESULT
+            return self._policy.front  # the result lags behind the status: look again soon
+        await self._learn_run_time(job, watch, len(result.image_urls))
         await self._deliver(job, result.image_urls)
         return None
+
+    async def _learn_run_time(self, job: Job, watch: _Watch, images: int) -> None:
+        if not watch.start_seen or watch.started_at is None or watch.last_running_at is None:
+            return
+        now = self._clock()
+        ended = now - min(now - watch.last_running_at, self._policy.max_gap) / 2
+        await self._run_times.learn(job.options, images, ended - watch.started_at)
 
     # ---- delivery ---------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from PIL import Image
 from bot.jobstate import JobState
 from bot.runcomfy import AuthError, CancelOutcome, CancelResult, JobResult, JobStatus, RemoteState
 from bot.tracker import RESTART_MESSAGE, CancelReply, Tracker, TrackerConfig
-from tests.imagine_helpers import eventually, make_job
+from tests.imagine_helpers import eventually
 
 
 def status(state: RemoteState, position: int | None = None) -> JobStatus:
@@ -112,36 +112,6 @@ def observer() -> RecordingObserver:
 async def submitted_job(storage, reserve_job, images: int = 2):
     job = await reserve_job(images)
     return await storage.set_request_id(job.id, f"req-{job.id}")
-
-
-@pytest.mark.parametrize(
-    ("remote", "position", "expected"),
-    [
-        (RemoteState.QUEUED, None, 1.5),
-        (RemoteState.QUEUED, 0, 1.0),
-        (RemoteState.QUEUED, 4, 3.0),
-        (RemoteState.QUEUED, 500, 10.0),  # never more than the ceiling
-        (RemoteState.UNKNOWN, None, 1.0),
-    ],
-)
-def test_poll_delay_while_queued_follows_the_position(tmp_path, remote, position, expected):
-    tracker = Tracker(None, None, None, config(tmp_path, poll_interval=1.0, poll_max_interval=10.0))  # type: ignore[arg-type]
-    assert tracker.poll_delay(make_job(), status(remote, position)) == expected
-
-
-def test_poll_delay_while_running_shrinks_as_the_end_nears(tmp_path):
-    now = [1_000.0]
-    settings = config(tmp_path, poll_interval=1.0, poll_max_interval=10.0)
-    tracker = Tracker(None, None, None, settings, clock=lambda: now[0])  # type: ignore[arg-type]
-    job = make_job(state=JobState.RUNNING, images_reserved=15, started_at=1_000.0)  # ~30 s of work
-    early = tracker.poll_delay(job, status(RemoteState.RUNNING))
-    now[0] += 22
-    late = tracker.poll_delay(job, status(RemoteState.RUNNING))
-    assert early == 10.0 and late == 1.0
-    standard = make_job(state=JobState.RUNNING, images_reserved=1, options={"mode": "standard"}, started_at=1_022.0)
-    assert tracker.poll_delay(standard, status(RemoteState.RUNNING)) > tracker.poll_delay(
-        make_job(state=JobState.RUNNING, images_reserved=1, started_at=1_022.0), status(RemoteState.RUNNING)
-    )
 
 
 async def test_resume_fails_old_pending_jobs_and_follows_submitted_ones_without_submitting(

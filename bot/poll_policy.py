@@ -20,6 +20,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from bot.runcomfy import RemoteState
+
 
 class Ask(enum.Enum):
     STATUS = "status"
@@ -31,6 +33,14 @@ class Phase(enum.Enum):
     QUEUED = "queued"
     RUNNING = "running"
     UNKNOWN = "unknown"  # a status this code does not know
+
+
+_PHASES = {RemoteState.QUEUED: Phase.QUEUED, RemoteState.RUNNING: Phase.RUNNING}
+
+
+def phase_of(state: RemoteState) -> Phase:
+    """The phase of a job RunComfy reports in `state` (not for finished states)."""
+    return _PHASES.get(state, Phase.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -103,3 +113,40 @@ class PollPolicy:
     def after_failures(self, failures: int) -> float:
         """The pause after `failures` failed polls in a row (the client already retried each)."""
         return min(self.max_interval, self.interval * 2 ** max(0, failures))
+
+
+@dataclass
+class RunWatch:
+    """Times a job's run from the polls that saw it, on one clock.
+
+    The start lies between the last poll that saw the job queued and the first that saw it running; as
+    position 1 is asked every `front` seconds, it is taken half of that (at most) before the first. A job
+    first seen running (resumed, or it skipped the queue between two polls) has no known start.
+    """
+
+    front: float
+    started_at: float | None = None  # the estimated start
+    start_seen: bool = False  # the start fell between two polls: the run can be timed
+    last_queued_at: float | None = None
+    last_running_at: float | None = None
+
+    def saw(self, phase: Phase, now: float) -> None:
+        if phase is Phase.QUEUED:
+            self.last_queued_at = now
+        elif phase is Phase.RUNNING:
+            if not self.start_seen and self.last_queued_at is not None:
+                self.started_at = now - min(now - self.last_queued_at, self.front) / 2
+                self.start_seen = True
+            elif self.started_at is None:
+                self.started_at = now
+            self.last_running_at = now
+
+    def elapsed(self, now: float) -> float:
+        return 0.0 if self.started_at is None else max(0.0, now - self.started_at)
+
+    def run_seconds(self, done_at: float, max_gap: float) -> float | None:
+        """The run's length if its start was seen: to halfway (at most `max_gap`/2) from the last running poll."""
+        if not self.start_seen or self.started_at is None or self.last_running_at is None:
+            return None
+        ended = done_at - min(done_at - self.last_running_at, max_gap) / 2
+        return ended - self.started_at

@@ -24,7 +24,7 @@ from typing import Protocol
 from bot.delivery import DeliveryReport, PreparedImage, post_set
 from bot.jobstate import JobState
 from bot.logging_setup import Redactor, for_job
-from bot.poll_policy import Ask, Phase, Poll, PollPolicy
+from bot.poll_policy import Ask, Poll, PollPolicy, RunWatch, phase_of
 from bot.run_times import RunTimes
 from bot.runcomfy import (
     AuthError,
@@ -103,18 +103,14 @@ class TrackerConfig:
 
 
 _REMOTE_TO_LOCAL = {RemoteState.QUEUED: JobState.QUEUED, RemoteState.RUNNING: JobState.RUNNING}
-_PHASES = {RemoteState.QUEUED: Phase.QUEUED, RemoteState.RUNNING: Phase.RUNNING}
 
 
 @dataclass
 class _Watch:
     """What the task following a job remembers between two polls (times on the tracker's clock)."""
 
-    ask: Ask = Ask.STATUS
-    last_queued_at: float | None = None  # the last poll that saw it queued
-    started_at: float | None = None  # its estimated start
-    start_seen: bool = False  # started between two polls of this process: its run can be timed
-    last_running_at: float | None = None  # the last poll that saw it running
+    ask: Ask
+    run: RunWatch
 
 
 class Tracker:
@@ -208,7 +204,8 @@ class Tracker:
         if job is None or job.state.terminal:
             return
         await self._run_times.load(job.options)
-        watch = _Watch(ask=Ask.RESULT if job.state is JobState.RUNNING else Ask.STATUS, started_at=job.started_at)
+        ask = Ask.RESULT if job.state is JobState.RUNNING else Ask.STATUS
+        watch = _Watch(ask, RunWatch(self._policy.front, started_at=job.started_at))
         failures = 0
         while True:
             try:
@@ -249,35 +246,23 @@ class Tracker:
         if self._past_deadline(job):
             await self._give_up(job, status)
             return job, None
-        self._note_poll(watch, status.state)
+        watch.run.saw(phase_of(status.state), self._clock())
         job = await self._apply_progress(job, status)
         poll = self.next_poll(job, status, watch)
         watch.ask = poll.ask
         return job, poll.delay
 
-    def _note_poll(self, watch: _Watch, state: RemoteState) -> None:
-        now = self._clock()
-        if state is RemoteState.QUEUED:
-            watch.last_queued_at = now
-        elif state is RemoteState.RUNNING:
-            if watch.started_at is None or (watch.last_queued_at is not None and not watch.start_seen):
-                if watch.last_queued_at is not None:
-                    # It started since the last queued poll; position 1 is asked every `front` seconds.
-                    watch.started_at = now - min(now - watch.last_queued_at, self._policy.front) / 2
-                    watch.start_seen = True
-                else:
-                    watch.started_at = now
-            watch.last_running_at = now
-
     def next_poll(self, job: Job, status: JobStatus, watch: _Watch | None = None) -> Poll:
         """The next look at a job that RunComfy reported in `status` (see `bot.poll_policy`)."""
-        phase = _PHASES.get(status.state, Phase.UNKNOWN)
-        if phase is not Phase.RUNNING:
-            return self._policy.next(phase, position=status.queue_position)
-        started = watch.started_at if watch is not None and watch.started_at is not None else job.started_at
-        elapsed = self._clock() - started if started is not None else 0.0
+        run = watch.run if watch is not None else RunWatch(self._policy.front, started_at=job.started_at)
         expected, spread = self._run_times.expect(job.options, job.images_reserved)
-        return self._policy.next(phase, elapsed=elapsed, expected=expected, spread=spread)
+        return self._policy.next(
+            phase_of(status.state),
+            position=status.queue_position,
+            elapsed=run.elapsed(self._clock()),
+            expected=expected,
+            spread=spread,
+        )
 
     def _past_deadline(self, job: Job) -> bool:
         return self._clock() - job.created_at > self._config.job_deadline
@@ -336,11 +321,9 @@ class Tracker:
         return None
 
     async def _learn_run_time(self, job: Job, watch: _Watch, images: int) -> None:
-        if not watch.start_seen or watch.started_at is None or watch.last_running_at is None:
-            return
-        now = self._clock()
-        ended = now - min(now - watch.last_running_at, self._policy.max_gap) / 2
-        await self._run_times.learn(job.options, images, ended - watch.started_at)
+        seconds = watch.run.run_seconds(self._clock(), self._policy.max_gap)
+        if seconds is not None:
+            await self._run_times.learn(job.options, images, seconds)
 
     # ---- delivery ---------------------------------------------------------------------------
 

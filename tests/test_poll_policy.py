@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.poll_policy import Ask, Phase, Poll, PollPolicy
+from bot.poll_policy import Ask, Phase, Poll, PollPolicy, RunWatch, phase_of
+from bot.runcomfy import RemoteState
 
 POLICY = PollPolicy.from_intervals(2.0, 10.0)  # the default settings
 
@@ -94,3 +95,39 @@ def test_inconsistent_intervals_are_refused():
         PollPolicy(interval=2.0, max_interval=1.0)
     with pytest.raises(ValueError):
         PollPolicy(fine=2.0, front=1.0)
+
+
+def test_a_run_is_timed_from_between_the_last_queued_and_first_running_poll():
+    run = RunWatch(front=1.0)
+    run.saw(Phase.QUEUED, 10.0)
+    run.saw(Phase.QUEUED, 11.0)
+    run.saw(Phase.RUNNING, 12.0)
+    assert run.started_at == 11.5 and run.start_seen
+    run.saw(Phase.RUNNING, 15.0)
+    assert run.elapsed(16.0) == 4.5
+    assert run.run_seconds(15.2, max_gap=1.5) == pytest.approx(15.1 - 11.5)
+
+
+def test_a_long_gap_before_the_first_running_poll_puts_the_start_half_a_front_step_back():
+    run = RunWatch(front=1.0)
+    run.saw(Phase.QUEUED, 0.0)
+    run.saw(Phase.RUNNING, 6.0)
+    assert run.started_at == 5.5
+
+
+def test_a_run_first_seen_running_is_not_timed():
+    run = RunWatch(front=1.0, started_at=100.0)  # resumed: the start recorded by an earlier process
+    run.saw(Phase.RUNNING, 103.0)
+    assert run.elapsed(104.0) == 4.0
+    assert run.run_seconds(105.0, max_gap=1.5) is None
+    fresh = RunWatch(front=1.0)
+    fresh.saw(Phase.RUNNING, 7.0)
+    assert fresh.elapsed(9.0) == 2.0 and fresh.run_seconds(10.0, max_gap=1.5) is None
+
+
+def test_phases_of_remote_states():
+    assert [phase_of(s) for s in (RemoteState.QUEUED, RemoteState.RUNNING, RemoteState.UNKNOWN)] == [
+        Phase.QUEUED,
+        Phase.RUNNING,
+        Phase.UNKNOWN,
+    ]

@@ -18,6 +18,8 @@ from typing import TextIO
 
 from bot.image_files import accept_image
 from bot.logging_setup import configure_logging
+from bot.poll_policy import Ask, PollPolicy, RunWatch, phase_of
+from bot.run_times import RunTimes
 from bot.runcomfy import (
     AuthError,
     CancelOutcome,
@@ -190,24 +192,39 @@ async def _run(
     progress.end_line()
     rid = handle.request_id
     _note(f"Request {rid}: {request.images} image(s), {request.aspect.ratio}, {request.mode.value} mode.")
-    interval = settings.poll_interval_seconds
+    # The bot's poll policy; with no database here, the run time expected is the default one.
+    policy = PollPolicy.from_intervals(settings.poll_interval_seconds, settings.poll_max_interval_seconds)
+    expected, spread = RunTimes().expect(request.options(), request.images)
+    run = RunWatch(policy.front)
+    ask = Ask.STATUS
     while True:
         if interrupts.event.is_set():
             progress.end_line()
             return await _cancel(client, rid)
-        status = await client.status(rid)
+        result = await client.result(rid) if ask is Ask.RESULT else None
+        status = await client.status(rid) if result is None else JobStatus(rid, result.state, None, result.state.value)
         progress.show(describe(status, request.images, loop.time() - started), (status.state, status.queue_position))
         if status.state.terminal:
-            result = await client.result(rid)
+            result = result or await client.result(rid)
             if result.state.terminal:
                 break
+            ask, delay = Ask.RESULT, policy.front  # the result lags behind the status: look again soon
+        else:
+            run.saw(phase_of(status.state), loop.time())
+            poll = policy.next(
+                phase_of(status.state),
+                position=status.queue_position,
+                elapsed=run.elapsed(loop.time()),
+                expected=expected,
+                spread=spread,
+            )
+            ask, delay = poll.ask, poll.delay
         if loop.time() - started > settings.job_deadline_seconds:
             progress.end_line()
             _error(f"Gave up after {_duration(loop.time() - started)}; job {rid} may still finish at RunComfy.")
             return EXIT_API
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(interrupts.event.wait(), interval)
-        interval = min(interval * 1.5, settings.poll_max_interval_seconds)
+            await asyncio.wait_for(interrupts.event.wait(), delay)
     progress.end_line()
     return await _deliver(client, result, request, settings, out, interrupts, loop.time() - started)
 

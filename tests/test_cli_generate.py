@@ -97,6 +97,25 @@ async def test_generates_downloads_and_prints_the_paths(fake_runcomfy, tmp_path)
     assert all("Authorization" not in r.headers for r in fake_runcomfy.requests if r.site == "output")
 
 
+async def test_polls_like_the_bot_result_while_running_and_sees_the_end_quickly(fake_runcomfy, tmp_path):
+    # One image is expected to take about 2 s; this one starts after 0.3 s at position 1 and takes 2.8 s.
+    fake_runcomfy.next_job(queue_seconds=0.3, queue_position=1, run_seconds=2.8, image_bytes=5000)
+
+    env = {"POLL_INTERVAL_SECONDS": "2", "POLL_MAX_INTERVAL_SECONDS": "10"}
+    code, _out, err = await run_cli(fake_runcomfy, tmp_path, "a lighthouse", "--images", "1", **env)
+
+    assert code == 0, err
+    [(rid, job)] = fake_runcomfy.jobs.items()
+    finished = job.submitted_at + 0.3 + 2.8
+    polls = [r for r in fake_runcomfy.requests_for(f"/v1/requests/{rid}/", site="api")]
+    # Pauses growing from POLL_INTERVAL_SECONDS (0, 2, 5 s) would see it 1.9 s late.
+    assert min(r.time for r in polls if r.time >= finished) - finished < 1.0
+    kinds = [r.path.rsplit("/", 1)[1] for r in polls]
+    first_result = kinds.index("result")
+    assert set(kinds[:first_result]) == {"status"} and set(kinds[first_result:]) == {"result"}
+    assert sum(r.path.endswith("/result") and r.time >= finished for r in polls) == 1
+
+
 async def test_bad_input_exits_2_without_calling_runcomfy(fake_runcomfy, tmp_path):
     code, out, err = await run_cli(fake_runcomfy, tmp_path, "a lighthouse", "--images", "16")
 

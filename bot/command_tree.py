@@ -7,10 +7,13 @@ import logging
 import discord
 from discord import app_commands
 
+from bot.storage import storage_failure
+
 log = logging.getLogger(__name__)
 
 RESTARTING = "The bot is restarting. Please try again in a minute."
 GENERIC_ERROR = "Something went wrong on my side. Please try again; if it keeps happening, tell a server admin."
+STORAGE_UNAVAILABLE = "I can't save anything right now (my storage is failing), so nothing was reserved; try later."
 
 
 class SeedreamTree(app_commands.CommandTree):
@@ -26,6 +29,14 @@ class SeedreamTree(app_commands.CommandTree):
         else:
             original = getattr(error, "original", error)
             command = interaction.command.qualified_name if interaction.command else "?"
+            cause = storage_failure(original)
+            if cause is not None:
+                log.error(
+                    "command /%s failed in guild %s for user %s: %s", command, interaction.guild_id,
+                    interaction.user.id, cause,
+                )  # fmt: skip
+                await answer_privately(interaction, STORAGE_UNAVAILABLE, replace_deferral=True)
+                return
             log.error(
                 "command /%s failed in guild %s for user %s",
                 command,
@@ -45,9 +56,17 @@ def _check_failure_text(error: app_commands.CheckFailure) -> str:
     return str(error) or "You can't use this command here."
 
 
-async def answer_privately(interaction: discord.Interaction, text: str) -> None:
-    """An ephemeral answer, whether or not the interaction was already acknowledged."""
+async def answer_privately(interaction: discord.Interaction, text: str, *, replace_deferral: bool = False) -> None:
+    """An ephemeral answer, whether or not the interaction was already acknowledged.
+
+    `replace_deferral`: delete a public "thinking…" response first, so the answer is not shown in its place.
+    """
     try:
+        if replace_deferral and interaction.response.is_done():
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException:
+                log.debug("the deferred response was already gone")
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True)
         else:

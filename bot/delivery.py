@@ -14,6 +14,7 @@ so a restart goes on after the last image posted instead of posting the set twic
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 from collections import deque
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from bot.image_files import accept_image
+from bot.image_files import accept_image, image_suffix
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class PreparedImage:
     size: int
     source_url: str
     reencoded: bool = False
+    data: bytes | None = field(default=None, repr=False)  # held in memory (the file could not be written)
 
     @property
     def filename(self) -> str:
@@ -165,18 +167,37 @@ async def download_images(
 
     Returns a PreparedImage per success, or the 1-based index of each image that failed.
     """
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    try:
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        to_disk = True
+    except OSError as exc:
+        log.warning("job %s: the download folder cannot be made (%s); keeping the images in memory", job_id, exc)
+        to_disk = False
     gate = asyncio.Semaphore(concurrency)
 
     async def fetch(index: int, url: str) -> PreparedImage | int:
         dest = folder / image_name(job_id, index)
+        data = None
         async with gate:
             try:
-                await client.download(url, max_bytes=max_bytes, dest=dest)
+                if to_disk:
+                    try:
+                        await client.download(url, max_bytes=max_bytes, dest=dest)
+                    except OSError as exc:  # a full disk must not lose the image: hold it in memory instead
+                        log.warning("image %d of job %s cannot be written (%s); kept in memory", index, job_id, exc)
+                        data = await client.download(url, max_bytes=max_bytes)
+                else:
+                    data = await client.download(url, max_bytes=max_bytes)
             except Exception as exc:  # one lost image must not lose the rest of the set
                 log.warning("image %d of job %s could not be downloaded: %s", index, job_id, exc)
                 return index
-        image = await accept_image(dest)
+        if isinstance(data, bytes):
+            suffix = await asyncio.to_thread(image_suffix, io.BytesIO(data))  # type: ignore[arg-type]
+            if suffix is not None:
+                return PreparedImage(index, dest.with_suffix(suffix), len(data), url, data=data)
+            image = None
+        else:
+            image = await accept_image(dest)
         if image is None:
             log.warning("image %d of job %s is not a PNG, JPEG or WebP image; it is not posted", index, job_id)
             return index
@@ -208,10 +229,39 @@ def _reencode_jpeg(path: Path, budget: int) -> Path | None:
     return None
 
 
+def _reencode_jpeg_bytes(data: bytes, budget: int) -> bytes | None:
+    """Blocking: the JPEG of `data` (an image in memory) that fits `budget` bytes, or None if none does."""
+    with Image.open(io.BytesIO(data)) as source:
+        image = source.convert("RGB")
+    try:
+        for scale in JPEG_SCALES:
+            size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+            resized = image if scale == 1.0 else image.resize(size)
+            for quality in JPEG_QUALITIES:
+                out = io.BytesIO()
+                resized.save(out, "JPEG", quality=quality, optimize=True)
+                if out.tell() <= budget:
+                    return out.getvalue()
+    finally:
+        image.close()
+    return None
+
+
 async def fit_image(image: PreparedImage, budget: int) -> PreparedImage | None:
     """The image itself if it fits `budget`, else a re-encoded copy, else None."""
     if image.size <= budget or image.path is None:
         return image
+    if image.data is not None:
+        try:
+            jpeg = await asyncio.to_thread(_reencode_jpeg_bytes, image.data, budget)
+        except OSError as exc:
+            log.warning("could not re-encode %s: %s", image.path.name, exc)
+            return None
+        if jpeg is None:
+            return None
+        return PreparedImage(
+            image.index, image.path.with_suffix(".jpg"), len(jpeg), image.source_url, reencoded=True, data=jpeg
+        )
     try:
         smaller = await asyncio.to_thread(_reencode_jpeg, image.path, budget)
     except OSError as exc:

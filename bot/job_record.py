@@ -37,6 +37,7 @@ class Job:
     updated_at: float
     started_at: float | None
     finished_at: float | None
+    submitted_at: float | None = None  # when the submit request was sent
 
     @classmethod
     def from_row(cls, row: Iterable[Any]) -> Job:

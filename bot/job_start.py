@@ -77,10 +77,13 @@ async def start_job(interaction: discord.Interaction, options: Mapping[str, Any]
         job = await bot.presenter.attach_reply(interaction, job)
         job = await bot.jobs.submit(job)
     except Exception:
-        current = await bot.storage.get_job(job.id)
-        if current is not None and current.state is JobState.PENDING:
-            job = await bot.storage.finish_job(job.id, JobState.FAILED, error=NOT_STARTED)
-            await bot.presenter.job_changed(job)
+        try:
+            current = await bot.storage.get_job(job.id)
+            if current is not None and current.state is JobState.PENDING and current.submitted_at is None:
+                job = await bot.storage.finish_job(job.id, JobState.FAILED, error=NOT_STARTED)
+                await bot.presenter.job_changed(job)
+        except Exception as cleanup:  # never hide the first error; the next start ends the job
+            log.warning("job %s could not be ended after a failed start: %s", job.id, cleanup)
         raise
     await bot.presenter.job_changed(job)
     return job

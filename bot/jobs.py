@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import time
 from collections.abc import Iterable
 
 from bot.jobstate import JobState
@@ -20,14 +22,14 @@ from bot.runcomfy import (
 )
 from bot.seedream import SeedreamRequest, build_request
 from bot.storage import Job, Storage
-from bot.tracker import Tracker
+from bot.tracker import OUTCOME_UNKNOWN_MESSAGE, Tracker, log_outcome_unknown
 
 log = logging.getLogger(__name__)
 
 # A 429 answer means RunComfy did not take the job, so sending it again cannot charge twice.
 RATE_LIMITED_ATTEMPTS = 4
 RATE_LIMITED_MAX_WAIT = 10.0
-OUTCOME_UNKNOWN_MESSAGE = "RunComfy did not confirm the job, so it may or may not have started; it was not sent again"
+REQUEST_ID_PATIENCE = 600.0  # seconds to keep trying to record a request id while the database cannot be written
 
 
 class JobService:
@@ -77,24 +79,46 @@ class JobService:
         return job, request
 
     async def submit(self, job: Job) -> Job:
-        """Submit a pending job exactly once. RunComfy errors end the job (refunded) instead of raising."""
+        """Submit a pending job exactly once. RunComfy errors end the job (refunded) instead of raising.
+
+        The time of sending is recorded first, and the request id in its own write as soon as RunComfy answers,
+        so that a crash in between is told apart from one before sending (see `bot.jobstate`, state unknown).
+        """
         request = build_request(**job.options)
         job_log = for_job(log, job)
+        job = await self.storage.mark_submitting(job.id)
         try:
             handle = await self._submit_when_not_rate_limited(request)
         except SubmissionOutcomeUnknown:
-            job_log.error("submission outcome unknown; not resubmitted")
-            return await self.storage.finish_job(job.id, JobState.FAILED, error=OUTCOME_UNKNOWN_MESSAGE)
+            job = await self.storage.finish_job(job.id, JobState.UNKNOWN, error=OUTCOME_UNKNOWN_MESSAGE)
+            log_outcome_unknown(job)
+            return job
         except RunComfyError as exc:
             if isinstance(exc, AuthError):
                 job_log.error("RunComfy rejected the API token; an admin must fix RUNCOMFY_API_TOKEN")
             else:
                 job_log.warning("submission refused: %s", type(exc).__name__)
             return await self.storage.finish_job(job.id, JobState.FAILED, error=exc.user_message)
-        job = await self.storage.set_request_id(job.id, handle.request_id)
+        job = await self._record_request_id(job, handle.request_id)
         for_job(log, job).info("submitted")
         self.tracker.follow(job)
         return job
+
+    async def _record_request_id(self, job: Job, request_id: str) -> Job:
+        """RunComfy took the job: its id must reach the database, so a failing disk is waited out."""
+        pause = 0.5
+        deadline = time.monotonic() + REQUEST_ID_PATIENCE
+        while True:
+            try:
+                return await self.storage.set_request_id(job.id, request_id)
+            except sqlite3.OperationalError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                for_job(log, job).error(
+                    "request id %s not recorded yet (%s); trying again in %.0f s", request_id, exc, pause
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
 
     async def _submit_when_not_rate_limited(self, request: SeedreamRequest) -> JobHandle:
         attempt = 1

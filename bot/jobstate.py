@@ -2,6 +2,8 @@
 
     pending → submitted → queued → running → delivering → delivered
                   ╰──────── or: cancelled, failed, expired ────────╯
+    pending → unknown: the submit was sent but its answer was lost, so RunComfy may have taken (and
+                       billed) a job whose request id the bot never learnt
 
 A job may skip states between two polls of RunComfy (queued straight to delivering, say), so the
 table allows forward jumps. A running job can no longer be cancelled: RunComfy only cancels a
@@ -23,17 +25,20 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     EXPIRED = "expired"
+    UNKNOWN = "unknown"
 
     @property
     def terminal(self) -> bool:
         return self in TERMINAL_STATES
 
 
-TERMINAL_STATES = frozenset({JobState.DELIVERED, JobState.CANCELLED, JobState.FAILED, JobState.EXPIRED})
+TERMINAL_STATES = frozenset(
+    {JobState.DELIVERED, JobState.CANCELLED, JobState.FAILED, JobState.EXPIRED, JobState.UNKNOWN}
+)
 UNFINISHED_STATES = frozenset(JobState) - TERMINAL_STATES
 
 _ALLOWED: dict[JobState, frozenset[JobState]] = {
-    JobState.PENDING: frozenset({JobState.SUBMITTED, JobState.FAILED, JobState.CANCELLED}),
+    JobState.PENDING: frozenset({JobState.SUBMITTED, JobState.FAILED, JobState.CANCELLED, JobState.UNKNOWN}),
     JobState.SUBMITTED: frozenset(
         {
             JobState.QUEUED,

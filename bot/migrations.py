@@ -11,13 +11,20 @@ Version 2: an optional server-wide image budget per guild (with its own period),
 per day kept by triggers, filled from the existing jobs.
 Version 3: the prompt filter: blocked words or patterns per guild, and how many prompts it refused
 per user and day.
+Version 4: a final state `unknown` (RunComfy may have taken and billed a job whose request id was never
+recorded) and `submitted_at`, the time the submit request was sent. SQLite cannot change a CHECK
+constraint, so the jobs table is rebuilt (its indexes and triggers with it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import aiosqlite
 
-_TERMINAL = "('delivered', 'cancelled', 'failed', 'expired')"
+_TERMINAL_V1 = "('delivered', 'cancelled', 'failed', 'expired')"
+_TERMINAL = "('delivered', 'cancelled', 'failed', 'expired', 'unknown')"
 
 _V1 = (
     """
@@ -85,7 +92,7 @@ _V1 = (
     # Only unfinished jobs: the concurrency cap and what a restart resumes.
     f"""
     CREATE INDEX jobs_unfinished ON jobs (guild_id, user_id, created_at)
-        WHERE state NOT IN {_TERMINAL}
+        WHERE state NOT IN {_TERMINAL_V1}
     """,
 )
 
@@ -115,6 +122,31 @@ def _add_to_guild_days(row: str, sign: str) -> str:
         ON CONFLICT (guild_id, day)
         DO UPDATE SET charged = charged + excluded.charged, reserved = reserved + excluded.reserved;"""
 
+
+_COUNT_TRIGGERS = (
+    f"""
+    CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
+        {_add_to_user_days("NEW", "+")}
+        {_add_to_guild_days("NEW", "+")}
+    END
+    """,
+    # guild_id, user_id and created_at of a job never change; these columns are all that moves its counts.
+    f"""
+    CREATE TRIGGER jobs_count_update AFTER UPDATE OF settled, images_charged, images_reserved, forgiven ON jobs
+    BEGIN
+        {_add_to_user_days("OLD", "-")}
+        {_add_to_user_days("NEW", "+")}
+        {_add_to_guild_days("OLD", "-")}
+        {_add_to_guild_days("NEW", "+")}
+    END
+    """,
+    f"""
+    CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+        {_add_to_user_days("OLD", "-")}
+        {_add_to_guild_days("OLD", "-")}
+    END
+    """,
+)
 
 _V2 = (
     "ALTER TABLE guilds ADD COLUMN budget_images INTEGER CHECK (budget_images >= 0)",
@@ -157,28 +189,7 @@ _V2 = (
     SELECT guild_id, {_DAY.format(row="jobs")}, sum({_CHARGED.format(row="jobs")}), sum({_RESERVED.format(row="jobs")})
       FROM jobs GROUP BY 1, 2
     """,
-    f"""
-    CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
-        {_add_to_user_days("NEW", "+")}
-        {_add_to_guild_days("NEW", "+")}
-    END
-    """,
-    # guild_id, user_id and created_at of a job never change; these columns are all that moves its counts.
-    f"""
-    CREATE TRIGGER jobs_count_update AFTER UPDATE OF settled, images_charged, images_reserved, forgiven ON jobs
-    BEGIN
-        {_add_to_user_days("OLD", "-")}
-        {_add_to_user_days("NEW", "+")}
-        {_add_to_guild_days("OLD", "-")}
-        {_add_to_guild_days("NEW", "+")}
-    END
-    """,
-    f"""
-    CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
-        {_add_to_user_days("OLD", "-")}
-        {_add_to_guild_days("OLD", "-")}
-    END
-    """,
+    *_COUNT_TRIGGERS,
 )
 
 _V3 = (
@@ -204,7 +215,52 @@ _V3 = (
     "CREATE INDEX blocked_prompt_days_by_day ON blocked_prompt_days (guild_id, day)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_JOBS_V3_COLUMNS = """id, guild_id, channel_id, user_id, options, request_id, state, queue_position, images_reserved,
+    images_delivered, images_charged, settled, error, interaction_token, application_id, token_created_at,
+    reply_message_id, reply_channel_id, created_at, updated_at, started_at, finished_at, forgiven"""
+
+_V4 = (
+    """
+    CREATE TABLE jobs_v4 (
+        id TEXT PRIMARY KEY,
+        guild_id INTEGER NOT NULL,
+        channel_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        options TEXT NOT NULL,
+        request_id TEXT UNIQUE,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'submitted', 'queued', 'running', 'delivering',
+                                             'delivered', 'cancelled', 'failed', 'expired', 'unknown')),
+        queue_position INTEGER,
+        images_reserved INTEGER NOT NULL CHECK (images_reserved >= 0),
+        images_delivered INTEGER NOT NULL DEFAULT 0 CHECK (images_delivered >= 0),
+        images_charged INTEGER NOT NULL DEFAULT 0 CHECK (images_charged BETWEEN 0 AND images_reserved),
+        settled INTEGER NOT NULL DEFAULT 0 CHECK (settled IN (0, 1)),
+        error TEXT,
+        interaction_token TEXT,
+        application_id INTEGER,
+        token_created_at REAL,
+        reply_message_id INTEGER,
+        reply_channel_id INTEGER,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        forgiven INTEGER NOT NULL DEFAULT 0 CHECK (forgiven IN (0, 1)),
+        submitted_at REAL
+    )
+    """,
+    f"INSERT INTO jobs_v4 ({_JOBS_V3_COLUMNS}) SELECT {_JOBS_V3_COLUMNS} FROM jobs",
+    "DROP TABLE jobs",  # its indexes and triggers go with it; no trigger fires
+    "ALTER TABLE jobs_v4 RENAME TO jobs",
+    "CREATE INDEX jobs_by_user ON jobs (guild_id, user_id, created_at)",
+    f"""
+    CREATE INDEX jobs_unfinished ON jobs (guild_id, user_id, created_at)
+        WHERE state NOT IN {_TERMINAL}
+    """,
+    *_COUNT_TRIGGERS,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 LATEST_VERSION = len(MIGRATIONS)
 
 # Kept in step with the partial index above, so that queries using it match its condition exactly.
@@ -251,6 +307,7 @@ async def upgrade(db: aiosqlite.Connection, *, target: int = LATEST_VERSION) -> 
         await db.execute_fetchall(f"PRAGMA user_version = {int(now)}")
         await db.execute_fetchall("COMMIT")
     except BaseException:
-        await db.execute_fetchall("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):  # never hide why the upgrade failed
+            await db.execute_fetchall("ROLLBACK")
         raise
     return found, now

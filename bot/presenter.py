@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import discord
 
@@ -241,7 +241,7 @@ class DiscordPresenter:
         """Post one message of images; return its link. Raises UploadTooLarge if Discord finds it too large."""
         content = caption(job, batch[0].index, batch[-1].index, total)
         try:
-            message = await self._post(job, content, [image.path for image in batch if image.path is not None])
+            message = await self._post(job, content, [image for image in batch if image.path is not None])
         except discord.HTTPException as exc:
             if exc.status == 413 or exc.code == TOO_LARGE_CODE:
                 raise UploadTooLarge(sum(image.size for image in batch)) from exc
@@ -261,16 +261,16 @@ class DiscordPresenter:
         self._slots.setdefault(job.id, _Slot(job)).notes = tuple(notes)
         await self.job_changed(job)
 
-    async def _post(self, job: Job, content: str, paths: Sequence[Path]) -> discord.Message:
+    async def _post(self, job: Job, content: str, images: Sequence[PreparedImage]) -> discord.Message:
         allowed = discord.AllowedMentions(users=[discord.Object(job.user_id)])
         if self._reply_usable(job):
             try:
-                async with _opened(paths) as files, _reply_errors():
+                async with _opened(images) as files, _reply_errors():
                     return await self._webhook(job).send(content=content, allowed_mentions=allowed, wait=True, **files)
             except ReplyGone as gone:
                 self._give_up_reply(job, gone)
         channel = await self._channel(job)
-        async with _opened(paths) as files:
+        async with _opened(images) as files:
             return await self._send_to_channel(job, channel, content=content, allowed_mentions=allowed, **files)
 
     # ---- plumbing -------------------------------------------------------------------------------------
@@ -361,16 +361,23 @@ def _buttons(job: Job, view: StatusView) -> discord.ui.View | None:
 
 
 @contextlib.asynccontextmanager
-async def _opened(paths: Sequence[Path]) -> AsyncIterator[dict[str, list[discord.File]]]:
+async def _opened(images: Sequence[PreparedImage]) -> AsyncIterator[dict[str, list[discord.File]]]:
     """`files=` for a send (nothing when there are none), opened off the event loop and closed after."""
-    handles = await asyncio.gather(*(asyncio.to_thread(path.open, "rb") for path in paths))
-    files = [discord.File(handle, filename=path.name) for handle, path in zip(handles, paths, strict=True)]
+    handles = await asyncio.gather(*(_open(image) for image in images))
+    files = [discord.File(handle, filename=image.filename) for handle, image in zip(handles, images, strict=True)]
     try:
         yield {"files": files} if files else {}
     finally:
         for file in files:
             file.close()  # gives the handle its own close() back; discord.File leaves open what it did not open
             file.fp.close()
+
+
+async def _open(image: PreparedImage) -> BinaryIO:
+    if image.data is not None:
+        return io.BytesIO(image.data)
+    assert image.path is not None
+    return await asyncio.to_thread(image.path.open, "rb")
 
 
 @contextlib.asynccontextmanager

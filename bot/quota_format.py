@@ -101,6 +101,7 @@ def server_report(
     budget_used: int,
     blocked_prompts: int,
     role_exists: Callable[[int], bool],
+    unknown_outcomes: Sequence[tuple[int, float]] = (),
 ) -> str:
     """`/quota show` without a user: settings, budget, every override and the top users this period."""
     when = periods.current(guild.period)
@@ -125,7 +126,20 @@ def server_report(
         lines.append(f"… and {len(overrides) - MAX_LISTED_OVERRIDES} more")
     lines.append(f"**Top users {when}**" if top_users else f"**Top users {when}**: nobody yet")
     lines.extend(f"{rank}. <@{user_id}>: {images(count)}" for rank, (user_id, count) in enumerate(top_users, 1))
+    lines.extend(unknown_outcome_lines(unknown_outcomes))
     return fit(lines)
+
+
+def unknown_outcome_lines(jobs: Sequence[tuple[int, float]]) -> list[str]:
+    """(user id, submit time) of jobs RunComfy may have made and billed without the bot learning their id."""
+    if not jobs:
+        return []
+    lines = [
+        "**Sets with an unknown outcome** (RunComfy may have made and billed them; the images were given back; "
+        "compare with RunComfy's Generations page)"
+    ]
+    lines.extend(f"• <@{user_id}>, sent <t:{int(sent)}:f>" for user_id, sent in jobs)
+    return lines
 
 
 def member_report(mention: str, usage: Usage, *, max_concurrent: int, blocked_prompts: int) -> str:

@@ -14,15 +14,18 @@ import discord
 
 from bot.check import check_runcomfy
 from bot.client import SeedreamBot
+from bot.db_lock import DatabaseLock, DatabaseLocked, DatabaseLockError
 from bot.logging_setup import configure_logging
 from bot.settings import Settings, load_settings
+from bot.storage import Storage, StorageError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_SETTINGS = 2
+EXIT_UNUSABLE_DATABASE = 2
 START_CHECK_SECONDS = 15.0
 
-BotFactory = Callable[[Settings], SeedreamBot]
+BotFactory = Callable[..., SeedreamBot]  # (settings, storage=...)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 log = logging.getLogger(__name__)
 
@@ -50,11 +53,35 @@ async def runcomfy_token_refused(settings: Settings) -> bool:
 
 
 async def run_bot(settings: Settings, bot_factory: BotFactory = SeedreamBot) -> int:
-    """Check the RunComfy token, then run the bot until it is closed or the process is asked to stop; return
-    the exit code."""
+    """Check the database and the RunComfy token, then run the bot until it is closed or the process is asked
+    to stop; return the exit code.
+
+    The database is locked and opened before logging in to Discord: a database that is held by another
+    bot, or cannot be used, stops the start with one line (exit 2).
+    """
+    try:
+        lock = await asyncio.to_thread(DatabaseLock.acquire, settings.database_path)
+    except (DatabaseLocked, DatabaseLockError) as exc:
+        print(f"seedream-bot: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE_DATABASE
+    try:
+        try:
+            storage = await Storage.open(settings.database_path)
+        except StorageError as exc:
+            print(f"seedream-bot: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE_DATABASE
+        try:
+            return await _run_with_storage(settings, bot_factory, storage)
+        finally:
+            await storage.close()
+    finally:
+        await asyncio.to_thread(lock.release)
+
+
+async def _run_with_storage(settings: Settings, bot_factory: BotFactory, storage: Storage) -> int:
     if await runcomfy_token_refused(settings):
         return EXIT_SETTINGS
-    bot = bot_factory(settings)
+    bot = bot_factory(settings, storage=storage)
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows / off main thread
         for stop_signal in STOP_SIGNALS:

@@ -27,6 +27,7 @@ COLOURS = {
     JobState.CANCELLED: 0x7F8C8D,
     JobState.FAILED: 0xE74C3C,
     JobState.EXPIRED: 0xE74C3C,
+    JobState.UNKNOWN: 0xE67E22,
 }
 CANCELLABLE_STATES = frozenset({JobState.PENDING, JobState.SUBMITTED, JobState.QUEUED})
 
@@ -77,6 +78,8 @@ def state_line(job: Job) -> str:
     if state is JobState.CANCELLED:
         return f"🚫 Cancelled — {plural(job.images_reserved)} given back to your quota"
     reason = shorten(job.error or "something went wrong", REASON_CHARS).rstrip(".")
+    if state is JobState.UNKNOWN:
+        return f"❔ Outcome unknown: {reason}. {plural(job.images_reserved)} given back to your quota"
     return f"⚠️ Failed: {reason}. {plural(job.images_reserved)} given back to your quota"
 
 

@@ -15,6 +15,7 @@ Reads use `execute_fetchall`, which runs and drains a statement in one step, so 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -28,16 +29,9 @@ import aiosqlite
 from bot.job_record import JOB_COLUMNS, Job, new_job_id
 from bot.jobstate import IllegalTransition, JobState, check_transition
 from bot.migrations import LATEST_VERSION, UNFINISHED_SQL, NewerSchema, upgrade
+from bot.storage_errors import JobNotFound, StorageError, storage_failure
 
 log = logging.getLogger(__name__)
-
-
-class StorageError(Exception):
-    """The database cannot be used; the message says why and what to do."""
-
-
-class JobNotFound(StorageError, LookupError):
-    """No job has the given id."""
 
 
 _REPLY_FIELDS = ("interaction_token", "application_id", "token_created_at", "reply_message_id", "reply_channel_id")
@@ -108,6 +102,7 @@ class Storage:
         try:
             await _configure(db, busy_timeout)
             found, now = await upgrade(db)
+            await _check_writable(db)
         except NewerSchema as exc:
             await db.close()
             raise StorageError(
@@ -118,6 +113,8 @@ class Storage:
         except sqlite3.DatabaseError as exc:
             await db.close()
             hint = " Is it an SQLite database?" if "not a database" in str(exc) else ""
+            if "readonly" in str(exc):
+                hint = " Let the bot's user write the file and its folder."
             raise StorageError(f"The database {path} cannot be used: {exc}.{hint}") from None
         except BaseException:
             await db.close()
@@ -151,8 +148,16 @@ class Storage:
                 await self._db.execute_fetchall("COMMIT")
             except BaseException:
                 # Shielded: a cancelled task must still end its transaction before the lock is released.
-                await asyncio.shield(self._db.execute_fetchall("ROLLBACK"))
+                await asyncio.shield(self._rollback())
                 raise
+
+    async def _rollback(self) -> None:
+        """End the open transaction; a failure here never hides the error that caused the rollback."""
+        try:
+            await self._db.execute_fetchall("ROLLBACK")
+        except sqlite3.Error as exc:
+            # After a full disk or an I/O error SQLite may have rolled back already ("no transaction is active").
+            log.debug("ROLLBACK failed (%s); the transaction had already ended", exc)
 
     async def write(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         """Run one writing statement (its own transaction) and return its rows (from `RETURNING`)."""
@@ -178,6 +183,27 @@ class Storage:
     async def job_by_request_id(self, request_id: str) -> Job | None:
         rows = await self.fetchall(f"SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = ?", (request_id,))
         return Job.from_row(rows[0]) if rows else None
+
+    async def mark_submitting(self, job_id: str) -> Job:
+        """Record, in its own commit, that the submit request of a pending job is about to be sent."""
+        rows = await self.write(
+            f"""UPDATE jobs SET submitted_at = :now, updated_at = :now
+                WHERE id = :id AND state = 'pending' RETURNING {JOB_COLUMNS}""",
+            {"now": self._clock(), "id": job_id},
+        )
+        if rows:
+            return Job.from_row(rows[0])
+        job = await self._job_or_raise(job_id)
+        raise IllegalTransition(job.state, JobState.SUBMITTED)
+
+    async def unknown_outcome_jobs(self, guild_id: int, limit: int = 10) -> list[Job]:
+        """A guild's jobs whose submit outcome is unknown, newest first."""
+        rows = await self.fetchall(
+            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND state = 'unknown'
+                ORDER BY created_at DESC, rowid DESC LIMIT ?""",
+            (guild_id, limit),
+        )
+        return [Job.from_row(row) for row in rows]
 
     async def set_request_id(self, job_id: str, request_id: str) -> Job:
         """Record RunComfy's request id and move the job from pending to submitted."""
@@ -341,6 +367,16 @@ async def _switch_to_wal(db: aiosqlite.Connection, busy_timeout: float) -> list[
             await asyncio.sleep(0.01)
 
 
+async def _check_writable(db: aiosqlite.Connection) -> None:
+    """A write that is rolled back: a read-only file fails here, at start, not at the first command."""
+    await db.execute_fetchall("BEGIN IMMEDIATE")
+    try:
+        await db.execute_fetchall("INSERT OR REPLACE INTO meta (key, value) VALUES ('write_check', '')")
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            await db.execute_fetchall("ROLLBACK")
+
+
 async def _configure(db: aiosqlite.Connection, busy_timeout: float) -> None:
     await db.execute_fetchall(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     rows = await _switch_to_wal(db, busy_timeout)
@@ -352,4 +388,4 @@ async def _configure(db: aiosqlite.Connection, busy_timeout: float) -> None:
     await db.execute_fetchall("PRAGMA synchronous = NORMAL")
 
 
-__all__ = ["LATEST_VERSION", "Job", "JobNotFound", "Storage", "StorageError", "Transaction"]
+__all__ = ["LATEST_VERSION", "Job", "JobNotFound", "Storage", "StorageError", "Transaction", "storage_failure"]

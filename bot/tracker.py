@@ -38,15 +38,29 @@ from bot.runcomfy import (
 )
 from bot.settings import secrets_of
 from bot.status_render import duration_text, shorten
-from bot.storage import Job, Storage
+from bot.storage import Job, Storage, storage_failure
 
 log = logging.getLogger(__name__)
 
-RESTART_MESSAGE = "the bot restarted while sending this job and RunComfy never confirmed it, so it was not sent again"
+RESTART_MESSAGE = "the bot restarted before it could send this job to RunComfy"
 EXPIRED_MESSAGE = "RunComfy no longer knows this job (it expired)"
 NOT_DOWNLOADED_MESSAGE = "the images could not be downloaded from RunComfy (they may have expired)"
 GENERATION_FAILED = "RunComfy could not generate it"
 UPSTREAM_EXCERPT_CHARS = 80  # members see RunComfy's own words only as a short, masked excerpt
+OUTCOME_UNKNOWN_MESSAGE = (
+    "RunComfy did not confirm the job, so it may have been made (and billed) without the bot knowing; "
+    "it was not sent again"
+)
+
+
+def log_outcome_unknown(job: Job) -> None:
+    """The one log line for a job RunComfy may have taken and billed without the bot knowing its request id."""
+    sent = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(job.submitted_at or job.created_at))
+    for_job(log, job).error(
+        "submit outcome unknown (sent %s): RunComfy may have made and billed this set; its images were given back "
+        "to the member. Look for a Seedream request sent at that time on RunComfy's Generations page.",
+        sent,
+    )
 
 
 class JobObserver(Protocol):
@@ -153,8 +167,11 @@ class Tracker:
             if job.request_id is None:
                 if job.created_at >= self._started_at:
                     continue  # a command of this run, being submitted right now
-                # The previous run died before RunComfy confirmed the submission: sending it again could pay twice.
-                await self._end(job, JobState.FAILED, RESTART_MESSAGE)
+                if job.submitted_at is None:  # the previous run died before sending it: nothing was made
+                    await self._end(job, JobState.FAILED, RESTART_MESSAGE)
+                else:  # it died while sending: RunComfy may have taken it, and sending it again could pay twice
+                    await self._end(job, JobState.UNKNOWN, OUTCOME_UNKNOWN_MESSAGE)
+                    log_outcome_unknown(job)
                 continue
             await self._notify(job)  # shows the status again, with its Cancel button while queued
             self.follow(job)
@@ -194,8 +211,12 @@ class Tracker:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("job %s: unexpected error while following it; retrying in %.1f s", job_id, pause)
+            except Exception as exc:
+                cause = storage_failure(exc)
+                if cause is not None:  # a full disk, say: the job goes on once it can be written again
+                    log.error("job %s: %s; retrying in %.1f s", job_id, cause, pause)
+                else:
+                    log.exception("job %s: unexpected error while following it; retrying in %.1f s", job_id, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 60.0)
 

@@ -26,6 +26,7 @@ STATE_LABELS = {
     JobState.CANCELLED: "🚫 cancelled",
     JobState.FAILED: "⚠️ failed",
     JobState.EXPIRED: "⚠️ expired",
+    JobState.UNKNOWN: "❔ outcome unknown",
 }
 
 

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 MAX_IMAGES = 1_000_000
 MAX_CONCURRENT = 100
 PERIOD_CHOICES = [app_commands.Choice(name=period, value=period) for period in periods.PERIODS]
+UNKNOWN_OUTCOMES_LISTED = 10
 TOP_USERS = 10
 
 ImageCount = app_commands.Range[int, 0, MAX_IMAGES]
@@ -337,6 +338,10 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
                 budget_used=await self.quotas.guild_usage(guild_id),
                 blocked_prompts=await prompt_filter.blocked_count(guild_id, since=since),
                 role_exists=lambda role_id: server is None or server.get_role(role_id) is not None,
+                unknown_outcomes=[
+                    (job.user_id, job.submitted_at or job.created_at)
+                    for job in await self.bot.storage.unknown_outcome_jobs(guild_id, UNKNOWN_OUTCOMES_LISTED)
+                ],
             )
 
         await self._respond(interaction, action())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from pathlib import Path
@@ -202,3 +203,33 @@ def test_unreadable_progress_starts_over(text):
 def test_progress_survives_a_round_trip():
     progress = DeliveryProgress(through=10, delivered=9, messages=2, first_url="https://discord.example/1")
     assert DeliveryProgress.from_json(progress.to_json()) == progress
+
+
+class DiskFullDownloader(FakeDownloader):
+    """Like the RunComfy client on a full disk: writing the file fails, a download into memory works."""
+
+    def __init__(self, png: bytes):
+        super().__init__(set())
+        self.png = png
+
+    async def download(self, url, *, max_bytes, dest=None):
+        self.calls.append(url)
+        if dest is not None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.png
+
+
+async def test_images_that_cannot_be_written_to_disk_are_kept_in_memory_and_posted(tmp_path):
+    png = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(png, "PNG", compress_level=0)
+    urls = [f"https://out/{i}.png" for i in range(1, 4)]
+
+    got = await download_images(DiskFullDownloader(png.getvalue()), urls, tmp_path / "job", "job", max_bytes=MB,
+                                concurrency=2)  # fmt: skip
+
+    assert [g.index for g in got] == [1, 2, 3] and all(g.data == png.getvalue() for g in got)
+    assert [g.filename for g in got] == ["seedream_job_01.png", "seedream_job_02.png", "seedream_job_03.png"]
+    smaller = await fit_image(got[0], budget=len(png.getvalue()) // 3)  # too large: re-encoded in memory
+    assert smaller is not None and smaller.reencoded and smaller.filename == "seedream_job_01.jpg"
+    assert smaller.size == len(smaller.data) <= len(png.getvalue()) // 3
+    assert Image.open(io.BytesIO(smaller.data)).format == "JPEG"

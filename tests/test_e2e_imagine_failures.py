@@ -19,7 +19,9 @@ from tests.imagine_helpers import (
     start_imagine_bot,
     status_says,
     usage_of,
+    user_id,
 )
+from tests.test_e2e_quota_admin import quota as quota_answer
 
 
 def everything_shown(fake) -> str:
@@ -83,18 +85,26 @@ async def test_a_failed_job_shows_the_reason_and_is_refunded(fake_discord, fake_
 
 
 async def test_an_unconfirmed_submission_is_reported_honestly_and_not_sent_again(
-    fake_discord, fake_runcomfy, start_bot
+    fake_discord, fake_runcomfy, start_bot, caplog
 ):
     bot = await start_imagine_bot(start_bot, fake_runcomfy)
     fake_runcomfy.fail_next("submit", 500)
 
-    interaction, job = await imagine(fake_discord, bot, {"prompt": "a windmill", "images": 1})
+    with caplog.at_level(logging.ERROR, logger="bot.tracker"):
+        interaction, job = await imagine(fake_discord, bot, {"prompt": "a windmill", "images": 1})
+        job = await job_in(bot, job.id, JobState.UNKNOWN)
 
-    job = await job_in(bot, job.id, JobState.FAILED)
-    said = await status_says(fake_discord, job, "may or may not have started", interaction)
-    assert "not sent again" in said
+    said = await status_says(fake_discord, job, "Outcome unknown", interaction)
+    assert "may have been made (and billed)" in said and "not sent again" in said
+    assert "1 image given back to your quota" in said
     assert len(fake_runcomfy.submits) == 1
     assert await usage_of(bot, fake_discord) == (0, 0)
+    assert job.submitted_at is not None and job.request_id is None
+    (record,) = [r for r in caplog.records if "outcome unknown" in r.getMessage()]
+    assert "Generations page" in record.getMessage() and job.id in str(vars(record))
+    shown = await quota_answer(fake_discord, "show")
+    assert "Sets with an unknown outcome" in shown
+    assert f"<@{user_id(fake_discord.world.member)}>, sent <t:{int(job.submitted_at)}:f>" in shown
 
 
 async def test_a_job_stuck_past_its_deadline_fails_refunded_and_is_cancelled_at_runcomfy(

@@ -57,10 +57,10 @@ async def test_a_job_still_pending_is_failed_refunded_and_not_sent(fake_discord,
     bot = await restart(start_bot, fake_runcomfy, bot)
 
     job = await job_in(bot, job.id, JobState.FAILED)
-    assert "restarted while sending" in job.error
+    assert "restarted before it could send" in job.error
     assert fake_runcomfy.submits == []
     assert await usage_of(bot, fake_discord) == (0, 0)
-    said = await status_says(fake_discord, job, "⚠️ Failed: the bot restarted while sending this job")
+    said = await status_says(fake_discord, job, "⚠️ Failed: the bot restarted before it could send this job")
     assert "2 images given back to your quota" in said
     assert "webhook_id" not in status_message(fake_discord, job)  # no reply to edit: a channel message
 
@@ -173,3 +173,23 @@ def hold_second_post(fake) -> None:
         return posts == 2
 
     rule.matches = matches  # type: ignore[method-assign]
+
+
+async def test_a_job_whose_submit_was_sent_before_a_crash_ends_unknown_and_refunded(
+    fake_discord, fake_runcomfy, start_bot
+):
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    world = fake_discord.world
+    job, _request = await bot.jobs.create(
+        guild_id=world.guild_id, channel_id=world.channel_id, user_id=user_id(world.member), role_ids=[],
+        prompt="a paper boat", images=3,
+    )  # fmt: skip
+    job = await bot.storage.mark_submitting(job.id)  # the submit left; the process died before RunComfy answered
+
+    bot = await restart(start_bot, fake_runcomfy, bot)
+
+    job = await job_in(bot, job.id, JobState.UNKNOWN)
+    assert job.images_charged == 0 and job.request_id is None
+    assert await usage_of(bot, fake_discord) == (0, 0)
+    await status_says(fake_discord, job, "❔ Outcome unknown: RunComfy did not confirm the job")
+    assert [j.id for j in await bot.storage.unknown_outcome_jobs(world.guild_id)] == [job.id]

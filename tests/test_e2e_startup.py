@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -199,3 +200,54 @@ async def test_an_unreachable_runcomfy_only_warns_and_the_bot_starts(fake_discor
     assert "RunComfy could not confirm the API token at start" in caplog.text
     assert "RUNCOMFY_API_TOKEN" not in capsys.readouterr().err
     assert fake_discord.find_requests("GET", "^/users/@me$")
+
+
+def make_newer_database(path) -> None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("PRAGMA user_version = 99")
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("directory", "cannot be opened"), ("garbage", "Is it an SQLite database?"), ("newer", "newer release")],
+)
+async def test_an_unusable_database_stops_the_start_before_login_in_one_line(
+    fake_discord, tmp_path, capsys, kind, expected
+):
+    database = tmp_path / "seedream.db"
+    if kind == "directory":
+        database.mkdir()
+    elif kind == "garbage":
+        database.write_bytes(b"these are not the pages of a database" * 200)
+    else:
+        make_newer_database(database)
+
+    assert await runner.run_bot(bot_settings(fake_discord, tmp_path)) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("seedream-bot: ") and "Traceback" not in err
+    assert str(database) in err and expected in err
+    assert fake_discord.requests == [] and fake_discord.gateway.sessions == []  # Discord never heard of it
+
+
+async def test_a_read_only_database_is_refused_at_start(tmp_path):
+    from bot.storage import Storage, StorageError
+
+    database = tmp_path / "seedream.db"
+    await (await Storage.open(database)).close()
+    read_only = f"file:{database}?mode=ro"  # what a file the bot's user may not write looks like to SQLite
+
+    import aiosqlite
+
+    real_connect = aiosqlite.connect
+
+    def connect_read_only(path, **kwargs):
+        return real_connect(read_only, uri=True, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aiosqlite, "connect", connect_read_only)
+        with pytest.raises(StorageError, match="readonly database"):
+            await Storage.open(database)

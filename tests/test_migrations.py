@@ -34,7 +34,7 @@ async def test_a_new_database_is_created_at_the_latest_version(tmp_path: Path) -
     storage = await Storage.open(path, busy_timeout=2.5)
     try:
         assert path.is_file()
-        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION == 3
+        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION == 4
         assert await pragma(storage.db, "journal_mode") == "wal"
         assert await pragma(storage.db, "foreign_keys") == 1
         assert await pragma(storage.db, "busy_timeout") == 2500
@@ -45,7 +45,7 @@ async def test_a_new_database_is_created_at_the_latest_version(tmp_path: Path) -
         await storage.close()
     reopened = await Storage.open(path)  # opening again changes nothing
     try:
-        assert await pragma(reopened.db, "user_version") == 3
+        assert await pragma(reopened.db, "user_version") == 4
     finally:
         await reopened.close()
 
@@ -127,7 +127,7 @@ async def test_version_2_is_upgraded_to_3_keeping_its_data_and_gaining_the_promp
     clock = ManualClock(START_TIME + 60)
     storage = await Storage.open(path, clock=clock)
     try:
-        assert await pragma(storage.db, "user_version") == 3
+        assert await pragma(storage.db, "user_version") == 4
         quotas = Quotas(storage, QuotaDefaults(30, "day", 2), clock=clock)
         assert await quotas.guild_settings(GUILD) == GuildQuota(9, "day", 2, 50, "day", False)
         assert (await quotas.usage(GUILD, USER)).reserved == 4
@@ -150,7 +150,7 @@ async def test_a_database_from_a_newer_release_is_refused_and_left_alone(databas
     with pytest.raises(StorageError) as refused:
         await Storage.open(database_path)
     message = str(refused.value)
-    assert "newer release" in message and "version 99" in message and "up to version 3" in message
+    assert "newer release" in message and "version 99" in message and "up to version 4" in message
     assert "DATABASE_PATH" in message
     async with aiosqlite.connect(database_path) as db:
         assert await pragma(db, "user_version") == 99
@@ -176,7 +176,7 @@ async def test_a_failed_upgrade_leaves_the_database_as_it_was(tmp_path: Path, mo
 async def test_two_processes_starting_together_both_open_a_new_file(database_path: Path) -> None:
     first, second = await asyncio.gather(Storage.open(database_path), Storage.open(database_path))
     try:
-        assert await pragma(first.db, "user_version") == await pragma(second.db, "user_version") == 3
+        assert await pragma(first.db, "user_version") == await pragma(second.db, "user_version") == 4
     finally:
         await first.close()
         await second.close()
@@ -200,3 +200,41 @@ async def test_upgrade_target_is_checked(tmp_path: Path) -> None:
     async with aiosqlite.connect(tmp_path / "x.db", isolation_level=None) as db:
         with pytest.raises(ValueError, match="target"):
             await migrations.upgrade(db, target=migrations.LATEST_VERSION + 1)
+
+
+async def test_version_3_is_upgraded_to_4_keeping_jobs_counters_and_gaining_the_unknown_state(tmp_path: Path) -> None:
+    path = tmp_path / "seedream.db"
+    db = await make_database(path, 3)
+    try:
+        with pytest.raises(sqlite3.IntegrityError):  # version 3 knows no such state
+            await db.execute_fetchall(
+                """INSERT INTO jobs (id, guild_id, channel_id, user_id, options, state, images_reserved,
+                                     created_at, updated_at) VALUES ('x', 1, 1, 1, '{}', 'unknown', 1, 0, 0)"""
+            )
+        for job_id, state, request_id in (("aaaaaaaaaaaa", "queued", "req-a"), ("bbbbbbbbbbbb", "pending", None)):
+            await db.execute_fetchall(
+                """INSERT INTO jobs (id, guild_id, channel_id, user_id, options, request_id, state, images_reserved,
+                                     created_at, updated_at)
+                   VALUES (?, ?, 1, ?, '{"prompt": "p"}', ?, ?, 3, ?, ?)""",
+                (job_id, GUILD, USER, request_id, state, START_TIME, START_TIME),
+            )
+    finally:
+        await db.close()
+
+    clock = ManualClock(START_TIME + 60)
+    storage = await Storage.open(path, clock=clock)
+    try:
+        assert await pragma(storage.db, "user_version") == 4
+        quotas = Quotas(storage, QuotaDefaults(30, "day", 5), clock=clock)
+        assert (await quotas.usage(GUILD, USER)).reserved == 6
+        assert [job.id for job in await storage.unfinished_jobs()] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+        assert (await storage.get_job("aaaaaaaaaaaa")).request_id == "req-a"
+        job = await storage.finish_job("bbbbbbbbbbbb", JobState.UNKNOWN, error="e")
+        assert job.state is JobState.UNKNOWN and job.images_charged == 0 and job.submitted_at is None
+        usage = await quotas.usage(GUILD, USER)  # the triggers came back with the table
+        assert (usage.used, usage.reserved) == (0, 3)
+        assert [job.id for job in await storage.unfinished_jobs()] == ["aaaaaaaaaaaa"]
+        names = {row[0] for row in await storage.fetchall("SELECT name FROM sqlite_master WHERE tbl_name = 'jobs'")}
+        assert {"jobs_by_user", "jobs_unfinished", "jobs_count_insert", "jobs_count_update"} <= names
+    finally:
+        await storage.close()

@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class BotProcess:
+    REPO = REPO
+
     def __init__(self, fake_discord, fake_runcomfy, folder: Path) -> None:
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

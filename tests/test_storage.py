@@ -15,7 +15,7 @@ from tests.fixtures.storage import CHANNEL_ID, GUILD_ID, USER_ID
 
 S = JobState
 EXPECTED_MOVES = {
-    S.PENDING: {S.SUBMITTED, S.FAILED, S.CANCELLED},
+    S.PENDING: {S.SUBMITTED, S.FAILED, S.CANCELLED, S.UNKNOWN},
     S.SUBMITTED: {S.QUEUED, S.RUNNING, S.DELIVERING, S.CANCELLED, S.FAILED, S.EXPIRED},
     S.QUEUED: {S.RUNNING, S.DELIVERING, S.CANCELLED, S.FAILED, S.EXPIRED},
     S.RUNNING: {S.DELIVERING, S.FAILED, S.EXPIRED},
@@ -38,7 +38,7 @@ def test_every_pair_of_states_follows_the_table(old: JobState, new: JobState) ->
 
 
 def test_terminal_states() -> None:
-    assert {state for state in JobState if state.terminal} == {S.DELIVERED, S.CANCELLED, S.FAILED, S.EXPIRED}
+    assert {state for state in JobState if state.terminal} == {S.DELIVERED, S.CANCELLED, S.FAILED, S.EXPIRED, S.UNKNOWN}
     assert frozenset(TERMINAL_STATES) == {state for state in JobState if state.terminal}
 
 

@@ -16,7 +16,7 @@ from bot.tracker import CancelReply
 log = logging.getLogger(__name__)
 
 CANCEL_ANSWERS = {
-    CancelReply.CANCELLED: "🚫 Cancelled. The images it reserved are back in your quota.",
+    CancelReply.CANCELLED: "🚫 Cancelled. The images it reserved were given back.",
     CancelReply.NOT_CANCELLABLE: (
         "This job is already generating, and RunComfy cannot stop a job once it runs. "
         "The images will be posted when they are ready."

@@ -74,13 +74,13 @@ def state_line(job: Job) -> str:
         delivered, asked = job.images_delivered, job.images_reserved
         if delivered >= asked:
             return f"✅ Done — {plural(delivered)}"
-        return f"✅ Done — {delivered} of {plural(asked)}; the other {asked - delivered} given back to your quota"
+        return f"✅ Done — {delivered} of {plural(asked)}; the other {asked - delivered} given back"
     if state is JobState.CANCELLED:
-        return f"🚫 Cancelled — {plural(job.images_reserved)} given back to your quota"
+        return f"🚫 Cancelled — {plural(job.images_reserved)} given back"
     reason = shorten(job.error or "something went wrong", REASON_CHARS).rstrip(".")
     if state is JobState.UNKNOWN:
-        return f"❔ Outcome unknown: {reason}. {plural(job.images_reserved)} given back to your quota"
-    return f"⚠️ Failed: {reason}. {plural(job.images_reserved)} given back to your quota"
+        return f"❔ Outcome unknown: {reason}. {plural(job.images_reserved)} given back"
+    return f"⚠️ Failed: {reason}. {plural(job.images_reserved)} given back"
 
 
 def render_status(job: Job, notes: Sequence[str] = ()) -> StatusView:

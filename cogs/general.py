@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+log = logging.getLogger(__name__)
+
 MESSAGE_LIMIT = 2000
+FETCH_IDS_SECONDS = 1.5  # /help must answer within Discord's 3 seconds; without ids it names commands as text
 
 ABOUT = (
     "**Seedream bot** turns a text prompt into a set of 1 to 15 related images with Seedream 4.0, generated "
-    "through RunComfy. Start one with `/imagine`; its reply shows where the job stands and the images follow. "
+    "through RunComfy. Start one with {imagine}; its reply shows where the job stands and the images follow. "
     "**Cancel** stops a job still waiting in the queue; **Again** repeats a finished one with a new seed. "
     "Each server gives its members an image quota per period: a job reserves its images, and what it does not "
     "deliver goes back to you."
 )
+
+Mention = Callable[[str], str]
 
 
 def _for_admins(command: app_commands.Command | app_commands.Group) -> bool:
@@ -22,8 +31,19 @@ def _for_admins(command: app_commands.Command | app_commands.Group) -> bool:
     return permissions is not None and (permissions.manage_guild or permissions.administrator)
 
 
-def command_lines(tree: app_commands.CommandTree, *, admins: bool = False) -> list[str]:
+def mention_with(ids: Mapping[str, int]) -> Mention:
+    """`</name:id>`, which Discord shows as a clickable command, for commands whose id is known; else `/name`."""
+
+    def mention(qualified_name: str) -> str:
+        command_id = ids.get(qualified_name.split(" ")[0])
+        return f"</{qualified_name}:{command_id}>" if command_id else f"`/{qualified_name}`"
+
+    return mention
+
+
+def command_lines(tree: app_commands.CommandTree, *, admins: bool = False, mention: Mention | None = None) -> list[str]:
     """One line per command (and per subcommand), sorted by name: the members' ones, or the admins' ones."""
+    mention = mention or mention_with({})
     lines: list[str] = []
 
     def walk(command: app_commands.Command | app_commands.Group) -> None:
@@ -31,7 +51,7 @@ def command_lines(tree: app_commands.CommandTree, *, admins: bool = False) -> li
             for child in sorted(command.commands, key=lambda c: c.name):
                 walk(child)
         else:
-            lines.append(f"`/{command.qualified_name}` — {command.description}")
+            lines.append(f"{mention(command.qualified_name)} — {command.description}")
 
     for command in sorted(tree.get_commands(type=discord.AppCommandType.chat_input), key=lambda c: c.name):
         if _for_admins(command) == admins:
@@ -39,9 +59,15 @@ def command_lines(tree: app_commands.CommandTree, *, admins: bool = False) -> li
     return lines
 
 
-def help_text(tree: app_commands.CommandTree) -> str:
-    text = ABOUT + "\n\n**Commands**\n" + "\n".join(command_lines(tree))
-    admin_lines = command_lines(tree, admins=True)
+def help_text(tree: app_commands.CommandTree, *, admin: bool = False, ids: Mapping[str, int] | None = None) -> str:
+    """What /help says: the admins' commands only for someone who may use them."""
+    mention = mention_with(ids or {})
+    text = (
+        ABOUT.format(imagine=mention("imagine"))
+        + "\n\n**Commands**\n"
+        + "\n".join(command_lines(tree, mention=mention))
+    )
+    admin_lines = command_lines(tree, admins=True, mention=mention) if admin else []
     if admin_lines:
         text += "\n\n**For admins** (Manage Server)\n" + "\n".join(admin_lines)
     if len(text) > MESSAGE_LIMIT:
@@ -52,10 +78,27 @@ def help_text(tree: app_commands.CommandTree) -> str:
 class General(commands.Cog):
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
+        self._ids: dict[str, int] = {}
+
+    async def _command_ids(self) -> dict[str, int]:
+        """The registered commands' ids by name, asked of Discord once (they stay while the commands exist)."""
+        if not self._ids:
+            dev_guild = getattr(getattr(self.bot, "settings", None), "dev_guild_id", None)
+            guild = discord.Object(dev_guild) if dev_guild else None
+            try:
+                fetched = await asyncio.wait_for(self.bot.tree.fetch_commands(guild=guild), FETCH_IDS_SECONDS)
+            except (discord.HTTPException, TimeoutError) as exc:
+                log.info("command ids unavailable for /help (%s); naming the commands as text", type(exc).__name__)
+                return {}
+            self._ids = {command.name: command.id for command in fetched}
+        return self._ids
 
     @app_commands.command(name="help", description="What this bot does and the commands it offers")
     async def help(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(help_text(self.bot.tree), ephemeral=True)
+        permissions = interaction.permissions
+        admin = interaction.guild_id is not None and (permissions.manage_guild or permissions.administrator)
+        text = help_text(self.bot.tree, admin=admin, ids=await self._command_ids())
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 async def setup(bot: commands.Bot) -> None:

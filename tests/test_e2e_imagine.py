@@ -91,7 +91,7 @@ async def test_fewer_images_than_asked_are_charged_and_the_status_says_so(fake_d
     assert await usage_of(bot, fake_discord) == (2, 0)
     assert filenames(image_messages(fake_discord, job)) == expected_names(job, 2)
     said = await status_says(fake_discord, job, "✅ Done — 2 of 5 images", interaction)
-    assert "other 3 given back to your quota" in said
+    assert "other 3 given back" in said
     assert "RunComfy made 2 of the 5 images asked for" in said
 
 

@@ -44,7 +44,7 @@ async def test_the_requester_cancels_a_queued_job_and_gets_the_images_back(fake_
     assert job.images_charged == 0
     assert await usage_of(bot, fake_discord) == (0, 0)
     assert fake_runcomfy.state_of(job.request_id) == "cancelled"
-    await status_says(fake_discord, job, "🚫 Cancelled — 4 images given back to your quota", interaction)
+    await status_says(fake_discord, job, "🚫 Cancelled — 4 images given back", interaction)
     assert not has_cancel(fake_discord.original_for(interaction))
     assert image_messages(fake_discord, job) == []
 

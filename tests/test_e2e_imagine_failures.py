@@ -79,7 +79,7 @@ async def test_a_failed_job_shows_the_reason_and_is_refunded(fake_discord, fake_
 
     job = await job_in(bot, job.id, JobState.FAILED)
     said = await status_says(fake_discord, job, "⚠️ Failed: RunComfy could not generate it", interaction)
-    assert "flagged by the content filter" in said and "4 images given back to your quota" in said
+    assert "flagged by the content filter" in said and "4 images given back" in said
     assert job.images_charged == 0 and await usage_of(bot, fake_discord) == (0, 0)
     assert image_messages(fake_discord, job) == []
 
@@ -129,7 +129,7 @@ async def test_expired_outputs_end_the_job_expired_and_refunded(fake_discord, fa
 
     job = await job_in(bot, job.id, JobState.EXPIRED)
     said = await status_says(fake_discord, job, "could not be downloaded from RunComfy", interaction)
-    assert "3 images given back to your quota" in said
+    assert "3 images given back" in said
     assert job.images_charged == 0 and await usage_of(bot, fake_discord) == (0, 0)
     assert image_messages(fake_discord, job) == []
 

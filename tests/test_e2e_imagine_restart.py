@@ -61,7 +61,7 @@ async def test_a_job_still_pending_is_failed_refunded_and_not_sent(fake_discord,
     assert fake_runcomfy.submits == []
     assert await usage_of(bot, fake_discord) == (0, 0)
     said = await status_says(fake_discord, job, "⚠️ Failed: the bot restarted before it could send this job")
-    assert "2 images given back to your quota" in said
+    assert "2 images given back" in said
     assert "webhook_id" not in status_message(fake_discord, job)  # no reply to edit: a channel message
 
 

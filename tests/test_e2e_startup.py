@@ -39,7 +39,7 @@ async def test_bot_starts_identifies_and_syncs_its_commands(fake_discord, start_
 async def test_help_answers_ephemerally_with_the_command_list(fake_discord, start_bot):
     await start_bot()
 
-    interaction = await fake_discord.run_command("help")
+    interaction = await fake_discord.run_command("help", by=fake_discord.world.admin)
     callback = await fake_discord.wait_for_callback(interaction)
 
     assert callback.status == 200
@@ -51,10 +51,33 @@ async def test_help_answers_ephemerally_with_the_command_list(fake_discord, star
     content = original["content"]
     assert "Seedream" in content
     members, admins = content.split("**For admins** (Manage Server)")
-    assert "`/help`" in members and "`/imagine`" in members and "`/usage`" in members
-    assert "`/quota set`" in admins and "`/filter add`" in admins and "`/quota" not in members
+    ids = {name: fake_discord.registered_command(name)[0]["id"] for name in ("help", "imagine", "usage", "quota")}
+    for name in ("help", "imagine", "usage"):
+        assert f"</{name}:{ids[name]}>" in members  # Discord shows these as clickable commands
+    assert f"</quota set:{ids['quota']}>" in admins and "</filter add:" in admins and "</quota" not in members
     assert len(content) <= 2000
     assert fake_discord.unknown_routes == []
+
+
+async def test_help_shows_the_admin_section_only_to_members_with_manage_server(fake_discord, start_bot):
+    await start_bot()
+
+    interaction = await fake_discord.run_command("help", by=fake_discord.world.member)
+    await fake_discord.wait_for_callback(interaction)
+
+    content = fake_discord.original_for(interaction)["content"]
+    assert "</imagine:" in content and "For admins" not in content and "quota set" not in content
+
+
+async def test_help_names_commands_as_text_when_their_ids_cannot_be_fetched(fake_discord, start_bot):
+    await start_bot()
+    fake_discord.fail("GET", r"/commands$", status=503)
+
+    interaction = await fake_discord.run_command("help", by=fake_discord.world.member)
+    await fake_discord.wait_for_callback(interaction)
+
+    content = fake_discord.original_for(interaction)["content"]
+    assert "`/imagine`" in content and "`/help`" in content
 
 
 async def test_help_works_in_direct_messages(fake_discord, start_bot):
@@ -63,7 +86,7 @@ async def test_help_works_in_direct_messages(fake_discord, start_bot):
     interaction = await fake_discord.run_command("help", in_dm=True)
 
     assert (await fake_discord.wait_for_callback(interaction)).status == 200
-    assert "`/help`" in fake_discord.original_for(interaction)["content"]
+    assert "</help:" in fake_discord.original_for(interaction)["content"]
 
 
 async def test_second_start_with_the_same_commands_does_not_sync_again(fake_discord, start_bot):

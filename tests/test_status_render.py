@@ -22,18 +22,18 @@ from tests.imagine_helpers import make_job
         ({"state": JobState.DELIVERED, "images_delivered": 4}, "✅ Done — 4 images"),
         (
             {"state": JobState.DELIVERED, "images_delivered": 1},
-            "✅ Done — 1 of 4 images; the other 3 given back to your quota",
+            "✅ Done — 1 of 4 images; the other 3 given back",
         ),
-        ({"state": JobState.CANCELLED}, "🚫 Cancelled — 4 images given back to your quota"),
+        ({"state": JobState.CANCELLED}, "🚫 Cancelled — 4 images given back"),
         (
             {"state": JobState.FAILED, "error": "RunComfy could not generate it (bad luck)."},
-            "⚠️ Failed: RunComfy could not generate it (bad luck). 4 images given back to your quota",
+            "⚠️ Failed: RunComfy could not generate it (bad luck). 4 images given back",
         ),
         (
             {"state": JobState.EXPIRED, "error": None},
-            "⚠️ Failed: something went wrong. 4 images given back to your quota",
+            "⚠️ Failed: something went wrong. 4 images given back",
         ),
-        ({"state": JobState.CANCELLED, "images_reserved": 1}, "🚫 Cancelled — 1 image given back to your quota"),
+        ({"state": JobState.CANCELLED, "images_reserved": 1}, "🚫 Cancelled — 1 image given back"),
     ],
 )
 def test_state_line(changes, expected):
@@ -97,3 +97,10 @@ def test_a_long_failure_reason_is_shortened():
 )
 def test_duration_text(seconds, text):
     assert duration_text(seconds) == text
+
+
+@pytest.mark.parametrize("state", list(JobState))
+def test_the_public_status_never_says_your(state):
+    # Everyone in the channel reads it, so "your quota" would be wrong for all but the requester.
+    view = render_status(make_job(state=state, images_delivered=1, started_at=1_700_000_000.0))
+    assert "your" not in " ".join([view.state_line, *view.notes, view.description]).lower()

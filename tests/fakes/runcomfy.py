@@ -35,7 +35,6 @@ ROUTES = ("submit", "status", "result", "cancel", "download")
 TERMINAL = ("completed", "cancelled", "failed")
 
 
-
 @dataclass
 class JobPlan:
     """How a job behaves; defaults for all jobs, or queued with `next_job` for the next submits."""

@@ -26,6 +26,10 @@ class SeedreamTree(app_commands.CommandTree):
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         if isinstance(error, app_commands.CheckFailure):
             text = _check_failure_text(error)
+        elif isinstance(error, app_commands.CommandSignatureMismatch):
+            # A payload not made by Discord's command picker, or commands still being updated.
+            log.warning("/%s called with options that do not match its definition", error.command.qualified_name)
+            text = _mismatch_text(interaction, error.command)
         else:
             original = getattr(error, "original", error)
             command = interaction.command.qualified_name if interaction.command else "?"
@@ -54,6 +58,19 @@ def _check_failure_text(error: app_commands.CheckFailure) -> str:
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command works in a server, not in direct messages."
     return str(error) or "You can't use this command here."
+
+
+def _mismatch_text(interaction: discord.Interaction, command: object) -> str:
+    given = set(vars(interaction.namespace))
+    missing = [
+        f"`{parameter.name}`"
+        for parameter in getattr(command, "parameters", [])
+        if parameter.required and parameter.name not in given
+    ]
+    name = getattr(command, "qualified_name", "?")
+    if missing:
+        return f"`/{name}` needs {', '.join(missing)}. Please pick the command from Discord's list and fill it in."
+    return f"`/{name}` got options it does not know. Please pick the command from Discord's list and try again."
 
 
 async def answer_privately(interaction: discord.Interaction, text: str, *, replace_deferral: bool = False) -> None:

@@ -9,6 +9,7 @@ without a count gets one prepended, and a contradiction is refused.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -97,6 +98,18 @@ _COUNT_RE = re.compile(
 )
 
 
+# Blank-looking letters that are not format characters (category Cf: zero-width spaces, joiners, marks).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def visible(text: str) -> bool:
+    """Whether `text` shows anything: not only spaces, zero-width characters, joiners and directional marks."""
+    return any(
+        not char.isspace() and char not in _BLANK_LETTERS and unicodedata.category(char) not in ("Cf", "Cc")
+        for char in text
+    )
+
+
 def stated_count(prompt: str) -> int | None:
     """The number of images a prompt asks for ("5 images", "five photos"), if it states one."""
     match = _COUNT_RE.search(prompt)
@@ -169,7 +182,7 @@ def build_request(
     if not isinstance(prompt, str):
         raise ValidationError("The prompt must be text.")
     prompt = " ".join(prompt.split())
-    if not prompt:
+    if not visible(prompt):
         raise ValidationError("The prompt is empty: describe the images you want.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise ValidationError(

@@ -52,7 +52,12 @@ def checked_period(value: str | None) -> str | None:
     return value
 
 
-def checked_member(interaction: discord.Interaction, user: discord.abc.User) -> discord.Member:
+GONE = "That member is no longer on this server (Discord sent only their id), so there is nothing to change."
+
+
+def checked_member(interaction: discord.Interaction, user: discord.abc.User | discord.Object) -> discord.Member:
+    if not isinstance(user, discord.abc.User):
+        raise Refusal(GONE)
     if user.bot:
         raise Refusal(f"{user.mention} is a bot: quotas are for the members who use `/imagine`.")
     if not isinstance(user, discord.Member) or user.guild.id != interaction.guild_id:
@@ -74,6 +79,8 @@ def checked_target(interaction: discord.Interaction, target: object) -> discord.
         return checked_role(interaction, target)
     if isinstance(target, discord.abc.User):
         return checked_member(interaction, target)
+    if isinstance(target, discord.Object):
+        raise Refusal(GONE.replace("That member", "That member or role").replace("their id", "its id"))
     raise Refusal("Choose a member or a role of this server.")
 
 

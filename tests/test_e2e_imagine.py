@@ -133,6 +133,8 @@ async def test_status_edits_are_coalesced_and_only_made_on_change(fake_discord, 
         ({"prompt": "a cat", "mode": "turbo"}, "Unknown mode"),
         ({"prompt": "x" * 700}, "the limit is 600"),
         ({"prompt": "20 images of cats"}, "a set has 1 to 15 images"),
+        ({"prompt": "\u200b\u200d \u200e\u2066"}, "The prompt is empty"),
+        ({"images": 2}, "`/imagine` needs `prompt`"),
     ],
 )
 async def test_hand_made_payloads_are_validated_again(fake_discord, fake_runcomfy, start_bot, options, expected):

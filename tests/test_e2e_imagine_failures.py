@@ -96,7 +96,7 @@ async def test_an_unconfirmed_submission_is_reported_honestly_and_not_sent_again
 
     said = await status_says(fake_discord, job, "Outcome unknown", interaction)
     assert "may have been made (and billed)" in said and "not sent again" in said
-    assert "1 image given back to your quota" in said
+    assert "1 image given back" in said
     assert len(fake_runcomfy.submits) == 1
     assert await usage_of(bot, fake_discord) == (0, 0)
     assert job.submitted_at is not None and job.request_id is None

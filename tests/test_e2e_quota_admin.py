@@ -273,6 +273,9 @@ async def test_show_for_the_server_lists_settings_overrides_budget_and_top_users
         ("role", {"role": "ghost_role", "images": 5}, "no longer exists"),
         ("remove", {"target": "ghost_role"}, "no longer exists"),
         ("role", {"role": "everyone_role", "images": 5}, "/quota default"),
+        ("set", {"user": "gone", "images": 5}, "no longer on this server"),
+        ("reset", {"user": "gone"}, "no longer on this server"),
+        ("unlimited", {"target": "gone"}, "no longer on this server"),
     ],
 )
 async def test_bad_input_gets_a_clear_private_answer_and_changes_nothing(
@@ -288,6 +291,7 @@ async def test_bad_input_gets_a_clear_private_answer_and_changes_nothing(
         "stranger": p.user(world.ids.next(), "stranger"),  # a user, not a member of this server
         "ghost_role": p.role(999, "Deleted", permissions=0, position=3),
         "everyone_role": world.everyone_role,
+        "gone": p.Unresolved(world.ids.next()),  # a member who left: Discord sends only the id
     }
     resolved = {name: values.get(value, value) if isinstance(value, str) else value for name, value in options.items()}
 

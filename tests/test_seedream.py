@@ -107,10 +107,25 @@ def test_whitespace_is_collapsed():
     assert build_request("  a   lighthouse\n\tat dusk ").prompt == "a lighthouse at dusk"
 
 
-@pytest.mark.parametrize("prompt", ["", "   ", "\n\t"])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "",
+        "   ",
+        "\n\t",
+        "\u200b\u200b",  # zero-width spaces
+        "\u200c \u200d\u2060",  # joiners
+        "\u200e\u200f\u202a\u202e\u2066\u2069",  # directional marks and isolates
+        "\ufeff\u00ad\u3164\u2800",  # byte order mark, soft hyphen, Hangul filler, braille blank
+    ],
+)
 def test_empty_prompt_is_refused(prompt):
     with pytest.raises(ValidationError, match="empty"):
         build_request(prompt)
+
+
+def test_a_visible_prompt_with_invisible_characters_is_kept_as_typed():
+    assert build_request("\u200ba fox 👩\u200d🚀").prompt == "\u200ba fox 👩\u200d🚀"  # the joiner makes one emoji
 
 
 def test_prompt_must_be_text():

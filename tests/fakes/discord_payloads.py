@@ -311,8 +311,18 @@ class FakeWorld:
         return payload
 
 
+@dataclass(frozen=True)
+class Unresolved:
+    """A USER (or other snowflake) option whose id Discord sent without resolved data, e.g. a user who left."""
+
+    id: int
+    type: int = 6  # USER
+
+
 def command_option(name: str, value: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """One option and its `resolved` entries. Member, user and role payloads become USER / ROLE options."""
+    if isinstance(value, Unresolved):
+        return {"name": name, "type": value.type, "value": str(value.id)}, {}
     if isinstance(value, dict) and "roles" in value and "user" in value:  # a member
         user_id = value["user"]["id"]
         member_only = {k: v for k, v in value.items() if k != "user"}

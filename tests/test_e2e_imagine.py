@@ -110,7 +110,7 @@ async def test_status_edits_are_coalesced_and_only_made_on_change(fake_discord, 
 
     edits = fake_discord.find_requests("PATCH", r"^/webhooks/", after=mark)
     polls = fake_runcomfy.counts["status"]
-    assert polls > 15  # the position changed at almost every poll...
+    assert polls >= 2 * len(edits)  # the position changed at almost every poll...
     assert len(edits) <= elapsed / interval + 3  # ...yet the reply was edited at most once per interval
 
     fake_runcomfy.next_job(manual=True, queue_position=5)

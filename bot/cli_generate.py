@@ -157,6 +157,7 @@ async def _generate(request: SeedreamRequest, settings: Settings, out: Path) -> 
         settings.runcomfy_base_url,
         max_concurrent_requests=settings.runcomfy_max_concurrent_requests,
         secrets=secrets_of(settings),
+        download_timeout=settings.download_timeout_seconds,
     )
     try:
         async with client:

@@ -103,6 +103,7 @@ class SeedreamBot(commands.Bot):
                 settings.runcomfy_base_url,
                 max_concurrent_requests=settings.runcomfy_max_concurrent_requests,
                 secrets=secrets_of(settings),
+                download_timeout=settings.download_timeout_seconds,
             )
         self.quotas = Quotas(self.storage, QuotaDefaults.from_settings(settings))
         self.presenter = DiscordPresenter(self, self.storage, edit_interval=settings.status_edit_interval_seconds)

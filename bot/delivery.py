@@ -6,6 +6,9 @@ order, packed greedily into as few messages as the limits allow (filling each me
 starting the next is optimal when the order must be kept). An image too large alone is re-encoded
 as JPEG; one that does not fit even then is linked, as a last resort.
 
+Delivery has a deadline (the job's): a download still running then is dropped, and a message that fails after
+it is not tried again; what was posted is charged, the rest given back.
+
 The upload limit a guild advertises can be wrong: when Discord refuses a message as too large, the
 limit is lowered and the rest of the set is packed again. Progress is saved after every message,
 so a restart goes on after the last image posted instead of posting the set twice.
@@ -75,6 +78,16 @@ class PreparedImage:
         return self.path.name if self.path else ""
 
 
+@dataclass(frozen=True)
+class Late:
+    """An image still downloading when the delivery deadline passed."""
+
+    index: int
+
+
+TIME_LIMIT_TEXT = "the job's time limit passed"
+
+
 @dataclass
 class DeliveryProgress:
     """What was posted so far; saved after every message."""
@@ -107,6 +120,7 @@ class DeliveryReport:
     returned: int  # how many images RunComfy made
     progress: DeliveryProgress
     missing: list[int] = field(default_factory=list)  # indexes that could not be downloaded
+    late: list[int] = field(default_factory=list)  # indexes still downloading at the deadline
     reencoded: int = 0
     linked: int = 0
     limit_cut: bool = False  # Discord refused a message as too large, so the set was packed again
@@ -126,6 +140,9 @@ class DeliveryReport:
             )
         if self.missing:
             notes.append(f"{_images(len(self.missing))} could not be downloaded from RunComfy: not charged.")
+        if self.late:
+            late = _images(len(self.late))
+            notes.append(f"The job's time limit passed before {late} could be delivered: not charged.")
         if self.limit_cut:
             notes.append("Discord refused a message as too large, so the set was split into smaller messages.")
         if self.reencoded:
@@ -162,10 +179,12 @@ async def download_images(
     max_bytes: int,
     concurrency: int,
     skip_through: int = 0,
-) -> list[PreparedImage | int]:
+    deadline: float | None = None,
+) -> list[PreparedImage | int | Late]:
     """Download the images after index `skip_through` into `folder`, at most `concurrency` at a time, in order.
 
-    Returns a PreparedImage per success, or the 1-based index of each image that failed.
+    Returns a PreparedImage per success, the 1-based index of each image that failed, and `Late(index)` for each
+    one not downloaded by `deadline` (event loop time).
     """
     try:
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
@@ -175,11 +194,11 @@ async def download_images(
         to_disk = False
     gate = asyncio.Semaphore(concurrency)
 
-    async def fetch(index: int, url: str) -> PreparedImage | int:
+    async def fetch(index: int, url: str) -> PreparedImage | int | Late:
         dest = folder / image_name(job_id, index)
         data = None
-        async with gate:
-            try:
+        try:
+            async with asyncio.timeout_at(deadline), gate:
                 if to_disk:
                     try:
                         await client.download(url, max_bytes=max_bytes, dest=dest)
@@ -188,9 +207,13 @@ async def download_images(
                         data = await client.download(url, max_bytes=max_bytes)
                 else:
                     data = await client.download(url, max_bytes=max_bytes)
-            except Exception as exc:  # one lost image must not lose the rest of the set
-                log.warning("image %d of job %s could not be downloaded: %s", index, job_id, exc)
-                return index
+        except TimeoutError:
+            log.warning("image %d of job %s was still downloading at the job's deadline", index, job_id)
+            await asyncio.to_thread(dest.unlink, missing_ok=True)
+            return Late(index)
+        except Exception as exc:  # one lost image must not lose the rest of the set
+            log.warning("image %d of job %s could not be downloaded: %s", index, job_id, exc)
+            return index
         if isinstance(data, bytes):
             suffix = await asyncio.to_thread(image_suffix, io.BytesIO(data))  # type: ignore[arg-type]
             if suffix is not None:
@@ -311,10 +334,11 @@ class SetPoster:
     save_progress: Callable[[DeliveryProgress], Awaitable[None]]
     lower_limit: Callable[[int], None] = lambda _limit: None  # told the limit learnt from a refusal
     retry_pause: float = 1.0
+    deadline: float | None = None  # event loop time after which a failed message is not tried again
 
     async def post(
         self,
-        downloaded: Sequence[PreparedImage | int],
+        downloaded: Sequence[PreparedImage | int | Late],
         *,
         upload_limit: int,
         progress: DeliveryProgress,
@@ -322,7 +346,8 @@ class SetPoster:
         returned: int,
     ) -> DeliveryReport:
         report = DeliveryReport(asked, returned, progress, missing=[i for i in downloaded if isinstance(i, int)])
-        queue = deque(i for i in downloaded if not isinstance(i, int) and i.index > progress.through)
+        report.late = [i.index for i in downloaded if isinstance(i, Late)]
+        queue = deque(i for i in downloaded if isinstance(i, PreparedImage) and i.index > progress.through)
         limit, cuts = upload_limit, 0
         try:
             while queue:
@@ -362,7 +387,10 @@ class SetPoster:
                 log.warning("posting images failed (attempt %d of %d): %s", attempt, POST_ATTEMPTS, exc)
                 if attempt == POST_ATTEMPTS:
                     raise PostingFailed("Discord kept refusing the upload") from exc
-                await asyncio.sleep(min(30.0, self.retry_pause * 2 ** (attempt - 1)))
+                pause = min(30.0, self.retry_pause * 2 ** (attempt - 1))
+                if self.deadline is not None and asyncio.get_running_loop().time() + pause > self.deadline:
+                    raise PostingFailed(TIME_LIMIT_TEXT) from exc
+                await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 
     async def _record(self, progress: DeliveryProgress, through: int, count: int, url: str | None) -> None:
@@ -385,6 +413,7 @@ async def post_set(
     max_bytes: int,
     concurrency: int,
     retry_pause: float,
+    time_left: float | None = None,
 ) -> DeliveryReport:
     """Download what is not posted yet of a job's set and post it through `observer` (see tracker.JobObserver).
 
@@ -396,8 +425,16 @@ async def post_set(
         log.warning("job %s: RunComfy listed %d images for %d asked; only the first %d are posted",
                     job.id, len(urls), job.images_reserved, job.images_reserved)  # fmt: skip
         urls = urls[: job.images_reserved]
+    deadline = None if time_left is None else asyncio.get_running_loop().time() + time_left
     downloaded = await download_images(
-        downloader, urls, folder, job.id, max_bytes=max_bytes, concurrency=concurrency, skip_through=progress.through
+        downloader,
+        urls,
+        folder,
+        job.id,
+        max_bytes=max_bytes,
+        concurrency=concurrency,
+        skip_through=progress.through,
+        deadline=deadline,
     )
     total = len(urls)
 
@@ -410,6 +447,7 @@ async def post_set(
         save_progress=save,
         lower_limit=lambda limit: observer.lower_upload_limit(job, limit),
         retry_pause=retry_pause,
+        deadline=deadline,
     )
     limit, asked = observer.upload_limit(job), job.images_reserved
     return await poster.post(downloaded, upload_limit=limit, progress=progress, asked=asked, returned=total)

@@ -10,17 +10,16 @@ a connect (or connection-pool) time-out. Anything that fails once sending has be
 - a 429 or another 4xx answer (or a 2xx body with a non-5xx `error_code`): the typed error, since the request was
   definitely not accepted; a caller may submit again later (see `RateLimitedError.retry_after`).
 
-The token goes only to the API base URL: downloads of outputs carry no Authorization header (nor any API header),
-also when a shared `httpx.AsyncClient` is passed in.
+The token goes only to the API base URL: downloads of outputs carry no Authorization header (nor any API header).
+Downloads go through their own client, fenced (see `bot.download_fence`: https to public addresses only, or the base
+URL's exact origin; at most 3 redirects, each checked), and each has a total deadline on top of the read time-out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pathlib
-import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -28,10 +27,13 @@ from typing import Any
 
 import httpx
 
+from bot.download_fence import Resolver
 from bot.logging_setup import Redactor
 from bot.retry import RetryPolicy
+from bot.runcomfy_download import OutputDownloader
 from bot.runcomfy_errors import (
     AuthError,
+    DownloadRefused,
     DownloadTooLargeError,
     InsufficientBalanceError,
     InvalidInputError,
@@ -43,7 +45,6 @@ from bot.runcomfy_errors import (
     SubmissionOutcomeUnknown,
     TransportError,
     check_request_id,
-    download_answer_error,
     error_from_answer,
     has_error_code,
     is_retryable,
@@ -54,10 +55,10 @@ from bot.runcomfy_errors import (
 from bot.seedream import MODEL_PATH, SeedreamRequest
 
 __all__ = [
-    "AuthError", "CancelOutcome", "CancelResult", "DownloadTooLargeError", "InsufficientBalanceError",
-    "InvalidInputError", "InvalidRequestIdError", "JobHandle", "JobResult", "JobStatus", "NotFoundError",
-    "RateLimitedError", "RemoteState", "RunComfyClient", "RunComfyError", "ServerError", "SubmissionOutcomeUnknown",
-    "TransportError",
+    "AuthError", "CancelOutcome", "CancelResult", "DownloadRefused", "DownloadTooLargeError",
+    "InsufficientBalanceError", "InvalidInputError", "InvalidRequestIdError", "JobHandle", "JobResult", "JobStatus",
+    "NotFoundError", "RateLimitedError", "RemoteState", "RunComfyClient", "RunComfyError", "ServerError",
+    "SubmissionOutcomeUnknown", "TransportError",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,6 @@ DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
 SUBMIT_PATH = f"/v1/models/{MODEL_PATH}"
 # Well-formed, but no job has it: asking its status spends nothing and proves the token is accepted.
 TOKEN_CHECK_REQUEST_ID = "00000000-0000-0000-0000-000000000000"
-_DOWNLOAD_WRITE_CHUNK = 1024 * 1024
 MAX_STATE_CHARS = 40  # an unknown status is shown (CLI progress), so it is cut short
 _UNKNOWN_SEEN: set[str] = set()
 
@@ -178,12 +178,6 @@ def _image_urls(output: Any) -> tuple[str, ...]:
     return tuple(urls)
 
 
-def _loggable_url(url: str) -> str:
-    """An output URL without its query string (signed URLs carry credentials there)."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
 class RunComfyClient:
     """One client per process; safe to share between tasks. Concurrent API calls are capped by a semaphore."""
 
@@ -199,6 +193,8 @@ class RunComfyClient:
         submit_read_timeout: float = 90.0,
         poll_read_timeout: float = 20.0,
         secrets: Iterable[str] = (),
+        download_timeout: float = 120.0,
+        resolver: Resolver | None = None,
     ) -> None:
         if not token:
             raise ValueError("a RunComfy API token is required")
@@ -214,6 +210,14 @@ class RunComfyClient:
         # pool=None: waiting for a pooled connection is bounded by the semaphore and the other calls' time-outs.
         self._submit_timeout = httpx.Timeout(connect_timeout, read=submit_read_timeout, pool=None)
         self._poll_timeout = httpx.Timeout(connect_timeout, read=poll_read_timeout, pool=None)
+        self._downloader = OutputDownloader(
+            self._base_url,
+            retry=self._retry,
+            timeout=self._poll_timeout,
+            total_timeout=download_timeout,
+            secrets=self._secrets,
+            resolver=resolver,
+        )
 
     def __repr__(self) -> str:
         return f"RunComfyClient(base_url={self._base_url!r})"
@@ -225,6 +229,7 @@ class RunComfyClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        await self._downloader.aclose()
         if self._owns_http:
             await self._http.aclose()
 
@@ -324,16 +329,8 @@ class RunComfyClient:
         log.debug("runcomfy check_token accepted")
 
     async def download(self, url: str, *, max_bytes: int, dest: pathlib.Path | None = None) -> bytes | pathlib.Path:
-        """Fetch an output: bytes, or the file `dest` (written off the event loop, replaced only when complete)."""
-        if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
-            raise InvalidInputError("output URL is not http or https")
-
-        async def attempt() -> bytes | pathlib.Path:
-            return await self._download_once(url, max_bytes, dest)
-
-        result = await self._retry.run(attempt, is_retryable=is_retryable, retry_after=retry_after_of)
-        log.debug("runcomfy download %s done", _loggable_url(url))
-        return result
+        """Fetch an output: bytes, or the file `dest` (see `OutputDownloader.download`)."""
+        return await self._downloader.download(url, max_bytes=max_bytes, dest=dest)
 
     async def _idempotent(self, method: str, path: str) -> dict[str, Any]:
         async def attempt() -> dict[str, Any]:
@@ -380,55 +377,3 @@ class RunComfyClient:
         if has_error_code(body):
             raise error_from_answer(status, body, response.headers, secrets=secrets)
         return body
-
-    async def _download_once(self, url: str, max_bytes: int, dest: pathlib.Path | None) -> bytes | pathlib.Path:
-        request = self._http.build_request("GET", url, timeout=self._poll_timeout)
-        for name in ("Authorization", "Proxy-Authorization", "Cookie"):
-            request.headers.pop(name, None)
-        try:
-            response = await self._http.send(request, stream=True, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, secrets=self._secrets) from exc
-        try:
-            refusal = download_answer_error(response, max_bytes)
-            if refusal is not None:
-                raise refusal
-            return await _read_body(response, max_bytes, dest)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, secrets=self._secrets) from exc
-        finally:
-            await response.aclose()
-
-
-async def _read_body(response: httpx.Response, max_bytes: int, dest: pathlib.Path | None) -> bytes | pathlib.Path:
-    """The body, size-capped: in memory, or into `dest` through a `.part` file written off the event loop."""
-    partial = None if dest is None else dest.with_name(dest.name + ".part")
-    handle = None if partial is None else await asyncio.to_thread(partial.open, "wb")
-    data = bytearray()
-    size = 0
-    complete = False
-    try:
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise DownloadTooLargeError(f"output is over the {max_bytes} byte limit", limit=max_bytes)
-            data += chunk
-            if handle is not None and len(data) >= _DOWNLOAD_WRITE_CHUNK:
-                await asyncio.to_thread(handle.write, bytes(data))
-                data.clear()
-        if handle is None:
-            return bytes(data)
-        await asyncio.to_thread(handle.write, bytes(data))
-        complete = True
-        return dest
-    finally:
-        if handle is not None:
-            await asyncio.to_thread(_finish_file, handle, partial, dest, complete)
-
-
-def _finish_file(handle: Any, partial: pathlib.Path, dest: pathlib.Path, complete: bool) -> None:
-    handle.close()
-    if complete:
-        os.replace(partial, dest)
-    else:
-        partial.unlink(missing_ok=True)

@@ -110,6 +110,12 @@ class DownloadTooLargeError(RunComfyError):
         self.size = size
 
 
+class DownloadRefused(RunComfyError):
+    """An output URL (or a redirect) leads somewhere the bot does not download from; never retried."""
+
+    default_user_message = "An image link pointed somewhere the bot does not download from."
+
+
 class InvalidRequestIdError(RunComfyError):
     default_user_message = "That job id is not valid."
 

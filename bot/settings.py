@@ -44,6 +44,7 @@ class Settings:
     runcomfy_max_concurrent_requests: int = 16
     download_max_bytes: int = 40 * 1024 * 1024
     download_concurrency: int = 4
+    download_timeout_seconds: float = 120.0
     status_edit_interval_seconds: float = 2.0
 
 
@@ -116,6 +117,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "RUNCOMFY_MAX_CONCURRENT_REQUESTS": ("runcomfy_max_concurrent_requests", _int_min(1)),
     "DOWNLOAD_MAX_BYTES": ("download_max_bytes", _int_min(1024)),
     "DOWNLOAD_CONCURRENCY": ("download_concurrency", _int_min(1)),
+    "DOWNLOAD_TIMEOUT_SECONDS": ("download_timeout_seconds", _float_min(1)),
     "STATUS_EDIT_INTERVAL_SECONDS": ("status_edit_interval_seconds", _float_min(0)),
 }
 

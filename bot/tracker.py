@@ -101,6 +101,7 @@ class TrackerConfig:
     job_deadline: float = 1800.0
     download_max_bytes: int = 40 * 1024 * 1024
     download_concurrency: int = 4
+    download_timeout: float = 120.0
     secrets: tuple[str, ...] = field(default=(), repr=False)  # masked in every upstream text shown to members
 
     @classmethod
@@ -112,6 +113,7 @@ class TrackerConfig:
             job_deadline=settings.job_deadline_seconds,
             download_max_bytes=settings.download_max_bytes,
             download_concurrency=settings.download_concurrency,
+            download_timeout=settings.download_timeout_seconds,
             secrets=tuple(secrets_of(settings)),
         )
 
@@ -359,6 +361,9 @@ class Tracker:
         await self._notify(job)
 
         folder = self._config.workdir / job.id
+        time_left = job.created_at + self._config.job_deadline - self._clock()
+        if time_left <= 0:  # finished at RunComfy while the bot was down: still delivered, within one download's time
+            time_left = self._config.download_timeout
         try:
             report = await post_set(
                 self._runcomfy,
@@ -370,11 +375,15 @@ class Tracker:
                 max_bytes=self._config.download_max_bytes,
                 concurrency=self._config.download_concurrency,
                 retry_pause=self._config.poll_interval,
+                time_left=time_left,
             )
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)
         if report.delivered == 0:
-            if report.failed:
+            if report.late:
+                limit = duration_text(self._config.job_deadline)
+                await self._end(job, JobState.FAILED, f"the images could not be delivered within {limit}")
+            elif report.failed:
                 await self._end(job, JobState.FAILED, report.failed)
             else:
                 await self._end(job, JobState.EXPIRED, NOT_DOWNLOADED_MESSAGE)

@@ -11,6 +11,7 @@ from PIL import Image
 from bot.jobstate import JobState
 from bot.logging_setup import make_formatter
 from tests.imagine_helpers import (
+    FAST,
     expected_names,
     filenames,
     image_messages,
@@ -108,3 +109,64 @@ async def test_tokens_echoed_by_runcomfy_never_reach_discord_or_the_logs(
     formatter = make_formatter(bot.settings)
     logged = "\n".join(formatter.format(record) for record in caplog.records)
     assert "bad credentials" in logged and leaked_pieces(logged, *tokens) == []
+
+
+async def test_a_redirect_into_the_bots_network_is_not_followed_nor_charged(
+    fake_discord, fake_runcomfy, start_bot, internal_service
+):
+    internal, hits = internal_service
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    fake_runcomfy.output_redirects = [f"{internal}/latest/meta-data.png"]
+
+    interaction, job = await imagine(fake_discord, bot, {"prompt": "a weather vane", "images": 3})
+
+    job = await job_in(bot, job.id, JobState.DELIVERED)
+    assert hits == []
+    assert len(filenames(image_messages(fake_discord, job))) == 2 and job.images_charged == 2
+    said = await status_says(fake_discord, job, "✅ Done — 2 of 3 images", interaction)
+    assert "1 image could not be downloaded from RunComfy: not charged" in said
+
+
+async def test_a_dripping_image_is_dropped_at_the_download_deadline(fake_discord, fake_runcomfy, start_bot):
+    # The bot builds its own client from the settings here, so DOWNLOAD_TIMEOUT_SECONDS is what bounds it.
+    bot = await start_bot(
+        **FAST,
+        runcomfy_base_url=fake_runcomfy.base_url,
+        runcomfy_api_token=fake_runcomfy.token,
+        download_timeout_seconds=1.0,
+    )
+    fake_runcomfy.drip[2] = 0.05  # about 2 KB at 20 bytes a second
+
+    interaction, job = await imagine(fake_discord, bot, {"prompt": "three lanterns", "images": 3})
+
+    job = await job_in(bot, job.id, JobState.DELIVERED, timeout=8)
+    assert filenames(image_messages(fake_discord, job)) == [f"seedream_{job.id}_01.png", f"seedream_{job.id}_03.png"]
+    assert job.images_charged == 2
+    said = await status_says(fake_discord, job, "✅ Done — 2 of 3 images", interaction)
+    assert "1 image could not be downloaded" in said
+
+
+async def test_the_job_deadline_covers_delivery(fake_discord, fake_runcomfy, start_bot):
+    bot = await start_imagine_bot(start_bot, fake_runcomfy, job_deadline_seconds=1.5)
+    fake_runcomfy.drip[3] = 0.05
+
+    interaction, job = await imagine(fake_discord, bot, {"prompt": "a slow river", "images": 3})
+
+    job = await job_in(bot, job.id, JobState.DELIVERED, timeout=5)
+    assert job.finished_at - job.created_at < 4
+    assert (job.images_delivered, job.images_charged) == (2, 2)
+    said = await status_says(fake_discord, job, "✅ Done — 2 of 3 images; the other 1 given back", interaction)
+    assert "time limit passed before 1 image could be delivered: not charged" in said
+    assert await usage_of(bot, fake_discord) == (2, 0)
+
+
+async def test_a_job_whose_every_image_misses_the_deadline_fails_refunded(fake_discord, fake_runcomfy, start_bot):
+    bot = await start_imagine_bot(start_bot, fake_runcomfy, job_deadline_seconds=1.0)
+    fake_runcomfy.drip.update({1: 0.05, 2: 0.05})
+
+    interaction, job = await imagine(fake_discord, bot, {"prompt": "two slow clouds", "images": 2})
+
+    job = await job_in(bot, job.id, JobState.FAILED, timeout=5)
+    await status_says(fake_discord, job, "could not be delivered within 1 second", interaction)
+    assert image_messages(fake_discord, job) == []
+    assert await usage_of(bot, fake_discord) == (0, 0)

@@ -91,3 +91,10 @@ def test_python_m_bot_without_tokens_exits_2_with_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
     assert "DISCORD_TOKEN" in proc.stderr
+
+
+def test_download_timeout_defaults_to_two_minutes_and_is_checked():
+    assert load_settings(TOKENS, create_dirs=False).download_timeout_seconds == 120.0
+    assert load_settings({**TOKENS, "DOWNLOAD_TIMEOUT_SECONDS": "30"}, create_dirs=False).download_timeout_seconds == 30
+    with pytest.raises(SettingsError, match=r"DOWNLOAD_TIMEOUT_SECONDS.*number >= 1"):
+        load_settings({**TOKENS, "DOWNLOAD_TIMEOUT_SECONDS": "0"}, create_dirs=False)

@@ -102,8 +102,8 @@ class FakeRunComfy:
         self.separate_output_host = separate_output_host
         self.planted: str | None = None  # added to every text field of every JSON answer (an echoed secret, say)
         self.output_bodies: dict[int, bytes] = {}  # image index -> what is served instead of its PNG
-        self.output_redirect: str | None = None  # outputs answer 302 to this URL
-        self.drip_seconds: float | None = None  # outputs are sent one byte every this many seconds
+        self.output_redirects: list[str] = []  # the next output requests answer 302 to these URLs, one each
+        self.drip: dict[int, float] = {}  # image index -> its bytes are sent one at a time, this many seconds apart
         self.plan = plan or JobPlan()
         self.record = record
         self.spellings: dict[str, str] = {}  # canonical status -> spelling sent, e.g. {"completed": "succeeded"}
@@ -361,11 +361,11 @@ class FakeRunComfy:
                 expired = expired or self.clock() - job.finished_at > self.expire_after
             if expired:
                 return web.Response(status=404, text=f"Not Found {self.planted or ''}")
-            if self.output_redirect is not None:
-                return web.Response(status=302, headers={"Location": self.output_redirect})
+            if self.output_redirects:
+                return web.Response(status=302, headers={"Location": self.output_redirects.pop(0)})
             data = self.output_bodies.get(index) or await asyncio.to_thread(make_png, job.plan.image_bytes, index)
-            if self.drip_seconds is not None:
-                return await self._drip(request, data)
+            if index in self.drip:
+                return await self._drip(request, data, self.drip[index])
             if not self.chunked_downloads:
                 return web.Response(body=data, content_type="image/png")
             response = web.StreamResponse(headers={"Content-Type": "image/png"})
@@ -377,11 +377,11 @@ class FakeRunComfy:
 
         return await self._answer("download", make, request)
 
-    async def _drip(self, request: web.Request, data: bytes) -> web.StreamResponse:
+    async def _drip(self, request: web.Request, data: bytes, pause: float) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "image/png", "Content-Length": str(len(data))})
         await response.prepare(request)
         for offset in range(len(data)):
             await response.write(data[offset : offset + 1])
-            await asyncio.sleep(self.drip_seconds or 0)
+            await asyncio.sleep(pause)
         await response.write_eof()
         return response

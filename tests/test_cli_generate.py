@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot import cli_generate
+from bot import cli_generate, cli_job
 from bot.__main__ import main as bot_main
 from bot.runcomfy import JobStatus, RemoteState
 from tests.fakes.runcomfy import make_png
@@ -36,12 +36,14 @@ def cli_env(fake, tmp_path: Path, **overrides: str) -> dict[str, str]:
     return {k: v for k, v in env.items() if v}
 
 
-async def start_cli(fake, tmp_path: Path, *args: str, **env: str) -> asyncio.subprocess.Process:
+async def start_cli(
+    fake, tmp_path: Path, *args: str, command: str = "generate", **env: str
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
-        "generate",
+        command,
         *args,
         cwd=tmp_path,
         env=cli_env(fake, tmp_path, **env),
@@ -80,7 +82,7 @@ async def test_generates_downloads_and_prints_the_paths(fake_runcomfy, tmp_path)
     assert code == 0, err
     [rid] = fake_runcomfy.jobs
     paths = out.splitlines()
-    assert paths == [f"set/{rid}_0{i}.png" for i in (1, 2, 3)]
+    assert paths == [f"set/seedream_{rid}_0{i}.png" for i in (1, 2, 3)]  # named like the images on Discord
     for i, path in enumerate(paths, 1):
         assert (tmp_path / path).read_bytes() == make_png(5000, i)
     assert fake_runcomfy.submits[0].json == {
@@ -163,21 +165,53 @@ async def test_ctrl_c_while_queued_cancels_the_job(fake_runcomfy, tmp_path):
     assert out == b"" and "Traceback" not in err.decode()
 
 
-async def test_ctrl_c_while_running_says_it_cannot_be_cancelled(fake_runcomfy, tmp_path):
-    fake_runcomfy.next_job(manual=True)
-    process = await start_cli(fake_runcomfy, tmp_path, "a lighthouse")
+async def test_ctrl_c_while_generating_keeps_waiting_for_the_paid_images(fake_runcomfy, tmp_path):
+    fake_runcomfy.next_job(manual=True, image_bytes=3000)
+    process = await start_cli(fake_runcomfy, tmp_path, "a lighthouse", "--out", "x")
     await read_until(process, "Queued at RunComfy")
     [rid] = fake_runcomfy.jobs
     await fake_runcomfy.start(rid)
     await read_until(process, "Generating 3 images")
 
     process.send_signal(signal.SIGINT)
+    said = await read_until(process, "seedream-bot fetch")
+    assert "already generating and cannot be cancelled" in said and "press Ctrl-C again to quit" in said
+    assert f"seedream-bot fetch {rid} --out x" in said
+    fake_runcomfy.complete(rid)
     out, err = await asyncio.wait_for(process.communicate(), 30)
 
-    assert process.returncode == 130
-    assert "already running and cannot be cancelled" in err.decode()
+    assert process.returncode == 0, err.decode()
+    assert out.decode().splitlines() == [f"x/seedream_{rid}_0{i}.png" for i in (1, 2, 3)]
+    assert "Traceback" not in err.decode()
+
+
+async def test_a_second_ctrl_c_quits_and_fetch_collects_the_images_later(fake_runcomfy, tmp_path):
+    fake_runcomfy.next_job(manual=True, image_bytes=3000)
+    process = await start_cli(fake_runcomfy, tmp_path, "a lighthouse", "--images", "2", "--out", "x")
+    await read_until(process, "Queued at RunComfy")
+    [rid] = fake_runcomfy.jobs
+    await fake_runcomfy.start(rid)
+    await read_until(process, "Generating 2 images")
+    process.send_signal(signal.SIGINT)
+    await read_until(process, "seedream-bot fetch")
+
+    process.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == 130 and out == b""
+    assert f"seedream-bot fetch {rid} --out x" in err.decode() and "Traceback" not in err.decode()
     assert fake_runcomfy.state_of(rid) == "in_progress"
-    assert out == b"" and "Traceback" not in err.decode()
+
+    fetching = await start_cli(fake_runcomfy, tmp_path, rid, "--out", "later", command="fetch")
+    await read_until(fetching, "Generating images")  # still running: fetch waits for it
+    fake_runcomfy.complete(rid)
+    out, err = await asyncio.wait_for(fetching.communicate(), 30)
+
+    assert fetching.returncode == 0, err.decode()
+    assert out.decode().splitlines() == [f"later/seedream_{rid}_01.png", f"later/seedream_{rid}_02.png"]
+    assert (tmp_path / "later" / f"seedream_{rid}_02.png").read_bytes() == make_png(3000, 2)
+    assert len(fake_runcomfy.requests_for(f"/v1/requests/{rid}/cancel")) == 1  # generate's first Ctrl-C asked
+    assert len(fake_runcomfy.submits) == 1  # fetch costs nothing
 
 
 # -- in-process runs, for the finer cases ---------------------------------------------------------------------------
@@ -259,7 +293,7 @@ class FakeTerminal(io.StringIO):
 
 def test_progress_rewrites_one_line_on_a_terminal():
     stream = FakeTerminal()
-    progress = cli_generate._Progress(stream)
+    progress = cli_job.Progress(stream)
     progress.show("Queued at RunComfy, position 2 (1s)", "a")
     progress.show("Queued at RunComfy, position 2 (2s)", "a")
     progress.end_line()
@@ -270,7 +304,7 @@ def test_progress_rewrites_one_line_on_a_terminal():
 
 def test_progress_prints_plain_lines_only_on_change_elsewhere():
     stream = io.StringIO()
-    progress = cli_generate._Progress(stream)
+    progress = cli_job.Progress(stream)
     for text, key in [("queued (1s)", 1), ("queued (2s)", 1), ("running (3s)", 2)]:
         progress.show(text, key)
     progress.end_line()
@@ -302,8 +336,8 @@ async def test_saves_only_real_images_only_as_many_as_asked_named_by_format(fake
 
     assert code == cli_generate.EXIT_API, err
     [rid] = fake_runcomfy.jobs
-    assert out.splitlines() == [f"set/{rid}_01.png", f"set/{rid}_03.jpg"]
-    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == [f"{rid}_01.png", f"{rid}_03.jpg"]
+    assert out.splitlines() == [f"set/seedream_{rid}_01.png", f"set/seedream_{rid}_03.jpg"]
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == [f"seedream_{rid}_01.png", f"seedream_{rid}_03.jpg"]
     assert "image 2 is not a PNG, JPEG or WebP image" in err
     assert len([r for r in fake_runcomfy.requests if r.site == "output"]) == 3
 
@@ -326,3 +360,68 @@ async def test_tokens_echoed_by_runcomfy_never_reach_the_terminal(fake_runcomfy,
     assert "bad credentials" in err if failure else "busy bad credentials" in err
     assert leaked_pieces(out + err, *tokens) == [], err
     assert len(out.splitlines()) == (0 if failure else 1)
+
+
+# -- ticking, help, version, fetch's input ----------------------------------------------------------------------------
+
+
+async def test_the_elapsed_time_ticks_between_polls(fake_runcomfy, in_process, monkeypatch):
+    fake_runcomfy.next_job(queue_seconds=2.5, queue_position=2, image_bytes=2000)
+    monkeypatch.setenv("POLL_INTERVAL_SECONDS", "2")
+    monkeypatch.setenv("POLL_MAX_INTERVAL_SECONDS", "10")
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+
+    assert await in_process("a fox", "--images", "1") == 0
+
+    [rid] = fake_runcomfy.jobs
+    polls = len(fake_runcomfy.requests_for(f"/v1/requests/{rid}/", site="api"))
+    shown = [line for line in terminal.getvalue().split("\r") if line.startswith("Queued at RunComfy, position 2")]
+    assert len(shown) > polls  # the line was redrawn between polls, so its elapsed time moved on
+    assert "(1s)" in " ".join(shown) and "(2s)" in " ".join(shown)
+
+
+def test_every_command_has_a_description_and_generate_states_defaults_cost_and_exit_codes(capsys):
+    helps = {}
+    for command in ("run", "generate", "fetch", "check", "health"):
+        with pytest.raises(SystemExit) as done:
+            bot_main([command, "--help"])
+        assert done.value.code == 0
+        helps[command] = capsys.readouterr().out
+        description = helps[command].split("\n\n")[1]  # after the usage lines
+        assert not description.startswith(("positional arguments", "options")), command
+    for words in ("default: 16:9", "default: fast", "else 3", "paid job", "exit codes", "130", "seedream-bot fetch"):
+        assert words in helps["generate"], words
+
+
+def test_version_prints_the_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        bot_main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == "seedream-bot 0.1.0"
+
+
+async def test_out_pointing_at_a_file_says_it_is_a_file(fake_runcomfy, in_process, tmp_path, capfd):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert await in_process("a fox", "--out", "notes.txt") == 2
+    err = capfd.readouterr().err
+    assert "--out notes.txt is a file, not a folder" in err and "Traceback" not in err
+    assert fake_runcomfy.requests == []
+
+
+async def test_fetch_refuses_a_malformed_request_id(fake_runcomfy, tmp_path):
+    process = await start_cli(fake_runcomfy, tmp_path, "../../etc", command="fetch")
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2 and out == b""
+    assert "not a RunComfy request id" in err.decode() and fake_runcomfy.requests == []
+
+
+async def test_fetch_of_a_failed_job_exits_4(fake_runcomfy, tmp_path):
+    fake_runcomfy.next_job(failure="the prompt was refused by the content filter")
+    code, _out, _err = await run_cli(fake_runcomfy, tmp_path, "a fox", "--out", "x")
+    assert code == 4
+    [rid] = fake_runcomfy.jobs
+
+    process = await start_cli(fake_runcomfy, tmp_path, rid, "--out", "y", command="fetch")
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 4 and out == b"" and "refused by the content filter" in err.decode()

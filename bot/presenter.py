@@ -28,6 +28,8 @@ from bot.buttons import job_view
 from bot.delivery import DeliveryReport, PostRefused, PreparedImage, UploadTooLarge
 from bot.discord_format import caption, jump_url, status_embed
 from bot.logging_setup import for_job
+from bot.post_refusal import CHANNEL_PERMISSIONS, describe, is_permanent
+from bot.post_refusal import label as _label
 from bot.status_render import StatusView, render_status
 from bot.storage import Job, Storage
 
@@ -43,9 +45,6 @@ TOO_MANY_EDITS_CODE = 30046  # a message older than an hour was edited too often
 EDIT_RETRIES = 4
 EDIT_RETRY_PAUSE = 0.25  # doubled after each failed attempt
 REMEMBERED_FINISHED_JOBS = 1024
-# What the bot needs to post in a channel on its own, once the interaction token is gone.
-CHANNEL_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "attach_files", "read_message_history")
-MISSING_PERMISSION_TEXT = "I'm not allowed to post in that channel (missing permissions)"
 
 
 class ReplyGone(Exception):
@@ -173,7 +172,8 @@ class DiscordPresenter:
             except Exception as exc:
                 failures += 1
                 unexpected = not isinstance(exc, discord.HTTPException | PostRefused)
-                hopeless = isinstance(exc, PostRefused) or getattr(exc, "code", None) == TOO_MANY_EDITS_CODE
+                hopeless = isinstance(exc, PostRefused) or is_permanent(exc)
+                hopeless = hopeless or getattr(exc, "code", None) == TOO_MANY_EDITS_CODE
                 if hopeless or failures > EDIT_RETRIES:
                     for_job(log, job).warning("gave up editing the status message: %s", exc, exc_info=unexpected)
                     slot.abandoned, failures = view, 0
@@ -220,7 +220,7 @@ class DiscordPresenter:
             except discord.NotFound:
                 for_job(log, job).info("its status message was deleted; posting a new one")
             except discord.Forbidden as exc:
-                raise await self._refused(job) from exc
+                raise await self._refused(job, exc) from exc
         message = await self._send_to_channel(job, channel, embed=embed, view=buttons)
         await self._storage.set_meta(key, str(message.id))
 
@@ -269,6 +269,10 @@ class DiscordPresenter:
                     return await self._webhook(job).send(content=content, allowed_mentions=allowed, wait=True, **files)
             except ReplyGone as gone:
                 self._give_up_reply(job, gone)
+            except discord.HTTPException as exc:
+                if is_permanent(exc):
+                    raise await self._refused(job, exc) from exc
+                raise
         channel = await self._channel(job)
         async with _opened(images) as files:
             return await self._send_to_channel(job, channel, content=content, allowed_mentions=allowed, **files)
@@ -301,7 +305,7 @@ class DiscordPresenter:
         try:
             return await self._bot.fetch_channel(channel_id)
         except (discord.Forbidden, discord.NotFound) as exc:
-            raise await self._refused(job) from exc
+            raise await self._refused(job, exc) from exc
 
     async def _send_to_channel(self, job: Job, channel: Any, **kwargs: Any) -> discord.Message:
         if job.reply_message_id:
@@ -310,36 +314,31 @@ class DiscordPresenter:
             )
         try:
             return await channel.send(**kwargs)
-        except discord.Forbidden as exc:
-            raise await self._refused(job) from exc
+        except discord.HTTPException as exc:
+            if is_permanent(exc):  # a deleted channel or a missing permission: trying again cannot help
+                raise await self._refused(job, exc) from exc
+            raise
 
-    async def _refused(self, job: Job) -> PostRefused:
+    async def _refused(self, job: Job, exc: BaseException | None = None) -> PostRefused:
         """Tell the requester once (privately while the token lives, else by DM), and the admins in the log."""
+        refusal = describe(self._bot, job, exc)
         key = f"permission_reported:{job.id}"
         if await self._storage.get_meta(key):
-            return PostRefused(MISSING_PERMISSION_TEXT)
+            return PostRefused(refusal.short)
         await self._storage.set_meta(key, "1")
-        channel_id = job.reply_channel_id or job.channel_id
-        for_job(log, job).warning(
-            "missing permission to post in channel %s of guild %s (needs %s)",
-            channel_id,
-            job.guild_id,
-            ", ".join(map(_label, CHANNEL_PERMISSIONS)),
-        )
-        text = (
-            f"I can't post in <#{channel_id}> (missing permissions), so your Seedream job `{job.id}` can't be "
-            "shown there; images that can't be posted are not charged. A server admin needs to let me send "
-            "messages, embed links and attach files in that channel."
-        )
+        for_job(log, job).warning("%s", refusal.log_line)
+        if not refusal.channel_gone and self._token_alive(job):
+            try:
+                await self._webhook(job).send(content=refusal.member_text, ephemeral=True)
+                return PostRefused(refusal.short)
+            except discord.HTTPException:
+                pass  # told by DM instead
         try:
-            if self._token_alive(job):
-                await self._webhook(job).send(content=text, ephemeral=True)
-            else:
-                user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
-                await user.send(text)
+            user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
+            await user.send(refusal.member_text)
         except discord.HTTPException:
             for_job(log, job).warning("the requester could not be told (no DM either)")
-        return PostRefused(MISSING_PERMISSION_TEXT)
+        return PostRefused(refusal.short)
 
 
 async def _respond(interaction: discord.Interaction, **content: Any) -> discord.InteractionMessage:
@@ -350,10 +349,6 @@ async def _respond(interaction: discord.Interaction, **content: Any) -> discord.
     if isinstance(sent.resource, discord.InteractionMessage):
         return sent.resource
     return await interaction.original_response()
-
-
-def _label(permission: str) -> str:
-    return permission.replace("_", " ").title()
 
 
 def _buttons(job: Job, view: StatusView) -> discord.ui.View | None:

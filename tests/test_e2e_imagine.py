@@ -192,3 +192,14 @@ async def test_a_slow_check_defers_publicly_in_time(fake_discord, fake_runcomfy,
     assert (await fake_discord.wait_for_callback(refused)).json["type"] == 5
     assert "1 image left" in await private_answer(fake_discord, refused)
     assert fake_discord.original_for(refused) is None  # the public "thinking…" was removed
+
+
+async def test_a_refusal_reaches_the_member_where_followups_after_a_deleted_deferral_fail(
+    fake_discord, fake_runcomfy, start_bot
+):
+    fake_discord.refuse_followups_after_deleted_deferral = True
+    await start_imagine_bot(start_bot, fake_runcomfy, quota_default_images=1)
+
+    interaction = await fake_discord.run_command("imagine", {"prompt": "two moons", "images": 2})
+
+    assert "1 image left" in await refused_privately(fake_discord, interaction)

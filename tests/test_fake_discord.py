@@ -394,3 +394,18 @@ async def test_discordpy_sees_upload_limits_and_missing_permissions(fake_discord
 
     errors = [(type(e), e.status, e.code) for e in bot.errors]
     assert errors == [(discord.HTTPException, 413, 40005), (discord.Forbidden, 403, 50013)]
+
+
+@pytest.mark.parametrize(("strict", "status"), [(False, 200), (True, 404)])
+async def test_a_followup_after_the_deferred_response_was_deleted(fake_discord, http, strict, status):
+    fake_discord.refuse_followups_after_deleted_deferral = strict
+    callback, original_url = interaction_for(fake_discord)
+    async with http.post(callback, json={"type": 5}) as response:
+        assert response.status == 200
+    async with http.delete(original_url) as response:
+        assert response.status == 204
+
+    async with http.post(original_url.rsplit("/messages/", 1)[0], json={"content": "x", "flags": 64}) as response:
+        assert response.status == status
+        if strict:
+            assert (await response.json())["code"] == 10008

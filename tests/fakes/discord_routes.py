@@ -86,6 +86,8 @@ class DiscordRoutes:
         self.callback_deadline = CALLBACK_DEADLINE_SECONDS
         self.denied_channels: set[int] = set()
         self.closed_dm_users: set[int] = set()
+        # Some Discord versions (and emulations) refuse a followup once the deferred response was deleted.
+        self.refuse_followups_after_deleted_deferral = False
         self.files: dict[int, bytes] = {}  # attachment id -> uploaded bytes
 
     def routes(self) -> list[tuple[str, str, Handler]]:
@@ -245,6 +247,9 @@ class DiscordRoutes:
         payload = payload or {}
         self._check_message_payload(payload, files)
         original = self.message(state.original_id) if state.original_id is not None else None
+        deleted = state.original_id is not None and original is None
+        if deleted and state.callback_type == DEFERRED_WITH_SOURCE and self.refuse_followups_after_deleted_deferral:
+            raise ApiError(404, 10008, "Unknown Message")
         if original is not None and original["flags"] & p.LOADING:
             # The first followup after a deferred response replaces the "thinking" message.
             self._apply(original, payload, files, edit=True)

@@ -45,9 +45,7 @@ def is_public_address(address: str) -> bool:
             ip = ip.sixtofour
         elif ip in _NAT64:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    bad = (
-        ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved
-    )
+    bad = ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved
     if isinstance(ip, ipaddress.IPv6Address):
         bad = bad or ip.is_site_local
     return ip.is_global and not bad

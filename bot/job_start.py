@@ -37,7 +37,11 @@ async def refuse(interaction: discord.Interaction, text: str) -> None:
         await interaction.delete_original_response()
     except discord.HTTPException:
         log.debug("the deferred response was already gone")
-    await interaction.followup.send(text, ephemeral=True)
+    try:
+        await interaction.followup.send(text, ephemeral=True)
+    except discord.HTTPException as exc:
+        # Some Discord versions refuse a followup once the deferred response is deleted; nothing more can be sent.
+        log.warning("a refusal could not be shown to user %s (HTTP %s)", interaction.user.id, exc.status)
 
 
 async def start_job(interaction: discord.Interaction, options: Mapping[str, Any]) -> Job | None:

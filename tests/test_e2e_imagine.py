@@ -203,3 +203,17 @@ async def test_a_refusal_reaches_the_member_where_followups_after_a_deleted_defe
     interaction = await fake_discord.run_command("imagine", {"prompt": "two moons", "images": 2})
 
     assert "1 image left" in await refused_privately(fake_discord, interaction)
+
+
+async def test_a_slow_refusal_that_cannot_be_shown_is_logged_in_one_line(
+    fake_discord, fake_runcomfy, start_bot, monkeypatch, caplog
+):
+    monkeypatch.setattr(job_start, "CHECK_BUDGET", 0.0)
+    fake_discord.refuse_followups_after_deleted_deferral = True
+    bot = await start_imagine_bot(start_bot, fake_runcomfy, quota_default_images=1)
+
+    await fake_discord.run_command("imagine", {"prompt": "two moons", "images": 2})
+
+    await eventually(lambda: "a refusal could not be shown" in caplog.text)
+    assert "Traceback" not in caplog.text and "failed in guild" not in caplog.text
+    assert await usage_of(bot, fake_discord) == (0, 0)

@@ -62,6 +62,8 @@ class FakeDiscord(DiscordRoutes):
         self.requests: list[RecordedRequest] = []
         self.unknown_routes: list[str] = []
         self.faults: list[FaultRule] = []
+        self.stalls: list[FaultRule] = []
+        self._stalls_released = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._request_added: asyncio.Condition | None = None
@@ -96,7 +98,15 @@ class FakeDiscord(DiscordRoutes):
         await site.start()
         self._port = self._runner.addresses[0][1]
 
+    def stall_after_accepting(self, method: str | None, path: str, *, times: int | None = 1) -> FaultRule:
+        """Requests matching `method` and the `path` regex are carried out, but answered only when the fake closes:
+        what a client sees when it dies, or its connection breaks, while Discord accepts its message."""
+        rule = FaultRule(method, re.compile(path), 0, None, {}, times)
+        self.stalls.append(rule)
+        return rule
+
     async def close(self) -> None:
+        self._stalls_released.set()
         await self.gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -108,6 +118,7 @@ class FakeDiscord(DiscordRoutes):
         route, status, answer, headers = None, 200, None, {}
         try:
             handler, params, route = self._find_route(request.method, path)
+            params.update({"?" + key: value for key, value in request.query.items()})  # "?limit", "?after"...
             fault = next((f for f in self.faults if f.matches(request.method, path)), None)
             if fault is not None:
                 fault.hits += 1
@@ -120,6 +131,10 @@ class FakeDiscord(DiscordRoutes):
         except ApiError as exc:
             status, answer = exc.status, exc.body
         await self._record(request, path, payload, files, route, status, answer)
+        stall = next((s for s in self.stalls if s.matches(request.method, path)), None)
+        if stall is not None and status < 300:
+            stall.hits += 1
+            await self._stalls_released.wait()  # accepted, but the answer never comes (until the fake closes)
         if answer is None:
             return web.Response(status=status, headers=headers)
         body = json.dumps(answer).encode()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakes import discord_payloads as p
+from tests.fakes.discord_history import NonceBook, history_page, nonce_problem
 
 MAX_FILES, MAX_EMBEDS, MAX_CONTENT = 10, 10, 2000
 TOKEN_LIFETIME_SECONDS = 15 * 60
@@ -89,6 +90,7 @@ class DiscordRoutes:
         # Some Discord versions (and emulations) refuse a followup once the deferred response was deleted.
         self.refuse_followups_after_deleted_deferral = False
         self.files: dict[int, bytes] = {}  # attachment id -> uploaded bytes
+        self.nonces = NonceBook()
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         webhook = "/webhooks/{application_id}/{token}"
@@ -295,15 +297,24 @@ class DiscordRoutes:
 
     async def get_channel_messages(self, params: dict[str, str], payload: Any, files: list[RecordedFile]) -> Any:
         self._channel(params["channel_id"])
-        return list(reversed(self.messages.get(int(params["channel_id"]), [])))[:50]
+        query = {key[1:]: value for key, value in params.items() if key.startswith("?")}
+        return history_page(self.messages.get(int(params["channel_id"]), []), query)
 
     async def create_channel_message(self, params: dict[str, str], payload: Any, files: list[RecordedFile]) -> Any:
         channel = self._channel(params["channel_id"])
         recipients = channel.get("recipients") or []
         if any(int(r["id"]) in self.closed_dm_users for r in recipients):
             raise ApiError(403, 50007, "Cannot send messages to this user")
-        self._check_message_payload(payload or {}, files)
-        return self._create_message(int(channel["id"]), payload or {}, files)
+        payload = payload or {}
+        problem = nonce_problem(payload)
+        if problem:
+            raise form_error("nonce", problem)
+        existing = self.nonces.existing(self.world.bot_user["id"], payload)
+        if existing is not None:
+            return existing
+        self._check_message_payload(payload, files)
+        created = self._create_message(int(channel["id"]), payload, files)
+        return self.nonces.remember(self.world.bot_user["id"], payload, created)
 
     async def get_channel_message(self, params: dict[str, str], payload: Any, files: list[RecordedFile]) -> Any:
         return self._channel_message(params)

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from bot.jobstate import JobState
 from bot.logging_setup import for_job
+from bot.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
 from bot.prompt_filter import PromptFilter
 from bot.quotas import Quotas
 from bot.runcomfy import (
@@ -22,7 +23,7 @@ from bot.runcomfy import (
 )
 from bot.seedream import SeedreamRequest, build_request
 from bot.storage import Job, Storage
-from bot.tracker import OUTCOME_UNKNOWN_MESSAGE, Tracker, log_outcome_unknown
+from bot.tracker import Tracker
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,12 @@ from typing import Any, BinaryIO
 import discord
 
 from bot.buttons import job_view
-from bot.delivery import DeliveryReport, PostRefused, PreparedImage, UploadTooLarge
+from bot.delivery import DeliveryReport, PendingPart, PostRefused, PreparedImage, UploadTooLarge
 from bot.discord_format import caption, jump_url, status_embed
 from bot.logging_setup import for_job
 from bot.post_refusal import CHANNEL_PERMISSIONS, describe, is_permanent
 from bot.post_refusal import label as _label
+from bot.posted_parts import find_part
 from bot.status_render import StatusView, render_status
 from bot.storage import Job, Storage
 
@@ -237,23 +238,39 @@ class DiscordPresenter:
         """Discord refused a message as too large in this guild: use at most `limit` bytes from now on."""
         self._refused_limits[job.guild_id] = min(limit, self._refused_limits.get(job.guild_id, limit))
 
-    async def post_images(self, job: Job, batch: Sequence[PreparedImage], total: int) -> str | None:
+    async def post_images(
+        self, job: Job, batch: Sequence[PreparedImage], total: int, *, nonce: str | None = None
+    ) -> str | None:
         """Post one message of images; return its link. Raises UploadTooLarge if Discord finds it too large."""
         content = caption(job, batch[0].index, batch[-1].index, total)
         try:
-            message = await self._post(job, content, [image for image in batch if image.path is not None])
+            message = await self._post(job, content, [image for image in batch if image.path is not None], nonce)
         except discord.HTTPException as exc:
             if exc.status == 413 or exc.code == TOO_LARGE_CODE:
                 raise UploadTooLarge(sum(image.size for image in batch)) from exc
             raise
         return jump_url(job.guild_id, message.channel.id, message.id)
 
-    async def post_link(self, job: Job, image: PreparedImage, total: int) -> str | None:
+    async def post_link(self, job: Job, image: PreparedImage, total: int, *, nonce: str | None = None) -> str | None:
         """Post a link to an image too large to upload here."""
         content = caption(job, image.index, image.index, total)
         content += f"\nImage {image.index} is too large to upload here; it is at RunComfy: <{image.source_url}>"
-        message = await self._post(job, content, [])
+        message = await self._post(job, content, [], nonce)
         return jump_url(job.guild_id, message.channel.id, message.id)
+
+    async def find_posted(self, job: Job, part: PendingPart) -> str | None:
+        """The link of the message carrying `part` if Discord already has it (read back from the channel), else None.
+
+        Followups and channel messages alike are in the channel's history; without Read Message History the
+        answer is None, and the part is posted again.
+        """
+        try:
+            channel = await self._channel(job)
+            return await find_part(channel, self._bot.user, job, part)
+        except (discord.HTTPException, PostRefused) as exc:
+            for_job(log, job).warning("could not read back the channel to look for images %d-%d: %s", part.first,
+                                      part.last, exc)  # fmt: skip
+            return None
 
     async def delivery_finished(self, job: Job, report: DeliveryReport) -> None:
         notes = [f"[Jump to the images]({report.progress.first_url})"] if report.progress.first_url else []
@@ -261,7 +278,9 @@ class DiscordPresenter:
         self._slots.setdefault(job.id, _Slot(job)).notes = tuple(notes)
         await self.job_changed(job)
 
-    async def _post(self, job: Job, content: str, images: Sequence[PreparedImage]) -> discord.Message:
+    async def _post(
+        self, job: Job, content: str, images: Sequence[PreparedImage], nonce: str | None
+    ) -> discord.Message:
         allowed = discord.AllowedMentions(users=[discord.Object(job.user_id)])
         if self._reply_usable(job):
             try:
@@ -274,8 +293,11 @@ class DiscordPresenter:
                     raise await self._refused(job, exc) from exc
                 raise
         channel = await self._channel(job)
+        extra = {"nonce": nonce} if nonce else {}  # discord.py sends it with enforce_nonce
         async with _opened(images) as files:
-            return await self._send_to_channel(job, channel, content=content, allowed_mentions=allowed, **files)
+            return await self._send_to_channel(
+                job, channel, content=content, allowed_mentions=allowed, **files, **extra
+            )
 
     # ---- plumbing -------------------------------------------------------------------------------------
 

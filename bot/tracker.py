@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bot.delivery import DeliveryReport, PreparedImage, post_set
+from bot.delivery import DeliveryReport, PendingPart, PreparedImage, post_set
 from bot.jobstate import JobState
 from bot.logging_setup import Redactor, for_job
+from bot.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
 from bot.poll_policy import Ask, Poll, PollPolicy, RunWatch, phase_of
 from bot.run_times import RunTimes
 from bot.runcomfy import (
@@ -47,32 +48,24 @@ EXPIRED_MESSAGE = "RunComfy no longer knows this job (it expired)"
 NOT_DOWNLOADED_MESSAGE = "the images could not be downloaded from RunComfy (they may have expired)"
 GENERATION_FAILED = "RunComfy could not generate it"
 UPSTREAM_EXCERPT_CHARS = 80  # members see RunComfy's own words only as a short, masked excerpt
-OUTCOME_UNKNOWN_MESSAGE = (
-    "RunComfy did not confirm the job, so it may have been made (and billed) without the bot knowing; "
-    "it was not sent again"
-)
-
-
-def log_outcome_unknown(job: Job) -> None:
-    """The one log line for a job RunComfy may have taken and billed without the bot knowing its request id."""
-    sent = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(job.submitted_at or job.created_at))
-    for_job(log, job).error(
-        "submit outcome unknown (sent %s): RunComfy may have made and billed this set; its images were given back "
-        "to the member. Look for a Seedream request sent at that time on RunComfy's Generations page.",
-        sent,
-    )
-
-
 class JobObserver(Protocol):
     """The Discord side: shows a job's status and posts its images."""
 
     async def job_changed(self, job: Job) -> None: ...
 
-    async def post_images(self, job: Job, batch: Sequence[PreparedImage], total: int) -> str | None:
-        """Post one message of images; return its link. May raise UploadTooLarge or PostRefused."""
+    async def post_images(
+        self, job: Job, batch: Sequence[PreparedImage], total: int, *, nonce: str | None = None
+    ) -> str | None:
+        """Post one message of images (a channel message carries `nonce`); return its link. May raise
+        UploadTooLarge or PostRefused."""
         ...
 
-    async def post_link(self, job: Job, image: PreparedImage, total: int) -> str | None: ...
+    async def post_link(self, job: Job, image: PreparedImage, total: int, *, nonce: str | None = None) -> str | None:
+        ...
+
+    async def find_posted(self, job: Job, part: PendingPart) -> str | None:
+        """The link of the message carrying `part` if Discord already accepted it, else None."""
+        ...
 
     async def delivery_finished(self, job: Job, report: DeliveryReport) -> None: ...
 

@@ -13,6 +13,7 @@ from PIL import Image
 from bot.delivery import (
     DeliveryProgress,
     DeliveryReport,
+    PendingPart,
     PostRefused,
     PreparedImage,
     SetPoster,
@@ -20,6 +21,7 @@ from bot.delivery import (
     download_images,
     fit_image,
     message_budget,
+    part_nonce,
 )
 
 MB = 1024 * 1024
@@ -45,24 +47,38 @@ class FakeDiscordSide:
         self.links: list[int] = []
         self.lowered: list[int] = []
         self.saved: list[str] = []
+        self.nonces: list[str] = []
+        self.lost_answers = 0  # the next posts are taken, but their answers are lost
+        self.accepted: dict[int, str] = {}  # first image index -> link, as reading the channel back shows
 
-    async def post_images(self, batch) -> str:
+    async def post_images(self, batch, nonce) -> str:
+        self.nonces.append(nonce)
         if self.failures:
             raise self.failures.pop(0)
         if sum(i.size for i in batch) > self.real_limit:
             raise UploadTooLarge(sum(i.size for i in batch))
         self.messages.append([i.index for i in batch])
-        return f"https://discord.example/{len(self.messages)}"
+        url = self.accepted[batch[0].index] = f"https://discord.example/{len(self.messages)}"
+        if self.lost_answers:
+            self.lost_answers -= 1
+            raise TimeoutError("the answer was lost")
+        return url
 
-    async def post_link(self, image) -> str:
+    async def post_link(self, image, nonce) -> str:
         self.links.append(image.index)
         return "https://discord.example/link"
+
+    async def find_posted(self, part) -> str | None:
+        return self.accepted.get(part.first)
 
     async def save(self, progress: DeliveryProgress) -> None:
         self.saved.append(progress.to_json())
 
     def poster(self) -> SetPoster:
-        return SetPoster(self.post_images, self.post_link, self.save, self.lowered.append, retry_pause=0.001)
+        return SetPoster(
+            self.post_images, self.post_link, self.save, self.lowered.append, retry_pause=0.001,
+            find_posted=self.find_posted, nonce_for=lambda first, last: part_nonce("abcdef123456", first, last),
+        )  # fmt: skip
 
 
 async def post(side: FakeDiscordSide, images, *, limit: int = LIMIT, progress=None, asked=None):
@@ -99,9 +115,9 @@ async def test_a_refused_message_lowers_the_limit_and_the_rest_is_split():
 async def test_progress_is_saved_after_each_message_and_a_restart_posts_only_the_rest():
     side = FakeDiscordSide()
     first = await post(side, [image(i, 100) for i in range(1, 16)])
-    assert len(side.saved) == 2
-    halfway = DeliveryProgress.from_json(side.saved[0])
-    assert (halfway.through, halfway.delivered) == (10, 10)
+    assert len(side.saved) == 4  # before and after each message
+    halfway = DeliveryProgress.from_json(side.saved[1])
+    assert (halfway.through, halfway.delivered, halfway.pending) == (10, 10, None)
 
     again = FakeDiscordSide()
     report = await post(again, [image(i, 100) for i in range(11, 16)], progress=halfway, asked=15)
@@ -233,3 +249,53 @@ async def test_images_that_cannot_be_written_to_disk_are_kept_in_memory_and_post
     assert smaller is not None and smaller.reencoded and smaller.filename == "seedream_job_01.jpg"
     assert smaller.size == len(smaller.data) <= len(png.getvalue()) // 3
     assert Image.open(io.BytesIO(smaller.data)).format == "JPEG"
+
+
+def test_nonces_are_deterministic_short_and_distinct_per_part():
+    assert part_nonce("abcdef123456", 1, 10) == part_nonce("abcdef123456", 1, 10)
+    assert part_nonce("abcdef123456", 1, 10) != part_nonce("abcdef123456", 11, 15) != part_nonce("x", 11, 15)
+    assert len(part_nonce("abcdef123456", 15, 15)) <= 25
+
+
+async def test_each_part_is_saved_before_it_is_sent_and_cleared_once_accepted():
+    side = FakeDiscordSide()
+    await post(side, [image(i, 100) for i in range(1, 16)])
+
+    saved = [DeliveryProgress.from_json(text) for text in side.saved]
+    assert [(s.through, s.pending and (s.pending.first, s.pending.last)) for s in saved] == [
+        (0, (1, 10)), (10, None), (10, (11, 15)), (15, None),
+    ]  # fmt: skip
+    assert saved[0].pending.nonce == side.nonces[0] == part_nonce("abcdef123456", 1, 10)
+    assert DeliveryProgress.from_json(saved[2].to_json()) == saved[2]
+
+
+async def test_a_message_taken_whose_answer_was_lost_is_found_and_not_posted_again():
+    side = FakeDiscordSide()
+    side.lost_answers = 1
+    report = await post(side, [image(i, 100) for i in range(1, 16)])
+
+    assert side.messages == [list(range(1, 11)), list(range(11, 16))]
+    assert report.delivered == 15 and report.progress.first_url == "https://discord.example/1"
+
+
+async def test_after_a_restart_a_part_discord_already_has_is_counted_not_posted_again():
+    side = FakeDiscordSide()
+    side.accepted[1] = "https://discord.example/before-the-restart"
+    pending = PendingPart(1, 10, 10, part_nonce("abcdef123456", 1, 10), at=1.0)
+
+    report = await post(side, [image(i, 100) for i in range(1, 16)], progress=DeliveryProgress(pending=pending))
+
+    assert side.messages == [list(range(11, 16))]
+    assert report.delivered == 15 and report.progress.messages == 2
+    assert report.progress.first_url == "https://discord.example/before-the-restart"
+
+
+async def test_after_a_restart_a_part_discord_does_not_have_is_sent_again_with_its_nonce():
+    side = FakeDiscordSide()
+    pending = PendingPart(1, 10, 10, "the-nonce-sent-before", at=1.0)
+
+    report = await post(side, [image(i, 100) for i in range(1, 16)], progress=DeliveryProgress(pending=pending))
+
+    assert side.messages == [list(range(1, 11)), list(range(11, 16))]
+    assert side.nonces[0] == "the-nonce-sent-before"  # Discord returns the first message if it had it after all
+    assert report.delivered == 15

@@ -90,7 +90,7 @@ async def test_an_unconfirmed_submission_is_reported_honestly_and_not_sent_again
     bot = await start_imagine_bot(start_bot, fake_runcomfy)
     fake_runcomfy.fail_next("submit", 500)
 
-    with caplog.at_level(logging.ERROR, logger="bot.tracker"):
+    with caplog.at_level(logging.ERROR, logger="bot.outcome_unknown"):
         interaction, job = await imagine(fake_discord, bot, {"prompt": "a windmill", "images": 1})
         job = await job_in(bot, job.id, JobState.UNKNOWN)
 

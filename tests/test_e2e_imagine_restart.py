@@ -193,3 +193,44 @@ async def test_a_job_whose_submit_was_sent_before_a_crash_ends_unknown_and_refun
     assert await usage_of(bot, fake_discord) == (0, 0)
     await status_says(fake_discord, job, "❔ Outcome unknown: RunComfy did not confirm the job")
     assert [j.id for j in await bot.storage.unknown_outcome_jobs(world.guild_id)] == [job.id]
+
+
+CHANNEL_POSTS = r"^/channels/\d+/messages$"
+
+
+async def test_a_followup_discord_took_just_before_a_crash_is_not_posted_again(fake_discord, fake_runcomfy, start_bot):
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    stall = fake_discord.stall_after_accepting("POST", FOLLOWUPS)  # taken by Discord; the bot dies before the answer
+    _interaction, job = await imagine(fake_discord, bot, {"prompt": "fifteen paper lanterns", "images": 15})
+    await eventually(lambda: stall.hits == 1)
+    assert [len(m["attachments"]) for m in image_messages(fake_discord, job)] == [10]
+    progress = await bot.storage.get_meta(f"delivery:{job.id}")
+    assert '"through": 0' in progress and '"first": 1, "last": 10' in progress  # the part was noted, not its end
+
+    bot = await restart(start_bot, fake_runcomfy, bot)
+
+    await assert_delivered_once(fake_discord, bot, job.id, 15)
+    assert [len(m["attachments"]) for m in image_messages(fake_discord, job)] == [10, 5]
+    assert fake_discord.find_requests("GET", CHANNEL_POSTS)  # it read the channel back to find the first part
+
+
+async def test_a_channel_message_discord_took_before_a_crash_is_returned_by_its_nonce(
+    fake_discord, fake_runcomfy, start_bot
+):
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    fake_runcomfy.next_job(manual=True, images=15)
+    interaction, job = await imagine(fake_discord, bot, {"prompt": "fifteen paper kites", "images": 15})
+    fake_discord.expire_tokens_after(0.2)  # images go to the channel as the bot's own messages
+    await asyncio.sleep(max(0.0, interaction.created + 0.25 - asyncio.get_running_loop().time()))
+    fake_discord.fail("GET", CHANNEL_POSTS, status=403, code=50001, times=None)  # and it cannot read them back
+    stall = fake_discord.stall_after_accepting("POST", CHANNEL_POSTS)
+    fake_runcomfy.complete(job.request_id)
+    await eventually(lambda: stall.hits == 1)
+
+    bot = await restart(start_bot, fake_runcomfy, bot)
+
+    await assert_delivered_once(fake_discord, bot, job.id, 15)
+    posts = [r for r in fake_discord.find_requests("POST", CHANNEL_POSTS) if r.files]
+    assert [len(r.files) for r in posts] == [10, 10, 5]  # the first part was sent twice...
+    assert posts[0].json["nonce"] == posts[1].json["nonce"] and posts[1].json["enforce_nonce"] is True
+    assert posts[1].response["id"] == image_messages(fake_discord, job)[0]["id"]  # ...and Discord kept one message

@@ -102,6 +102,40 @@ async def test_edits_keep_listed_attachments_and_deletes_are_visible(fake_discor
     assert fake_discord.deleted_messages[0]["id"] == created["id"]
 
 
+async def test_an_enforced_nonce_returns_the_first_message_and_reads_back_carry_none(fake_discord, http):
+    channel = f"channels/{fake_discord.world.channel_id}/messages"
+    sent = {"content": "hello", "nonce": "sd123.1.10", "enforce_nonce": True}
+    async with http.post(channel, json=sent) as first, http.post(channel, json=sent) as second:
+        assert first.status == second.status == 200
+        one, two = await first.json(), await second.json()
+    assert one["id"] == two["id"] and one["nonce"] == two["nonce"] == "sd123.1.10"
+    async with http.post(channel, json={**sent, "enforce_nonce": False}) as third:
+        assert (await third.json())["id"] != one["id"]  # without enforce_nonce Discord makes a new message
+    async with http.post(channel, json={**sent, "nonce": "x" * 26}) as too_long:
+        assert too_long.status == 400
+    fake_discord.nonces.window = 0  # a few minutes later the nonce is free again
+    async with http.post(channel, json=sent) as later:
+        assert (await later.json())["id"] not in (one["id"], two["id"])
+    async with http.get(f"{channel}/{one['id']}") as read_back:
+        assert "nonce" not in await read_back.json()
+
+
+async def test_history_pages_newest_first_with_limit_before_and_after(fake_discord, http):
+    channel = f"channels/{fake_discord.world.channel_id}/messages"
+    ids = []
+    for number in range(5):
+        async with http.post(channel, json={"content": str(number)}) as response:
+            ids.append((await response.json())["id"])
+
+    async def page(query: str) -> list[str]:
+        async with http.get(f"{channel}?{query}") as response:
+            return [m["content"] for m in await response.json()]
+
+    assert await page("limit=2") == ["4", "3"]
+    assert await page(f"after={ids[0]}&limit=2") == ["2", "1"]  # the oldest after it, newest first
+    assert await page(f"before={ids[3]}") == ["2", "1", "0"]
+
+
 async def test_wait_for_request_sees_earlier_requests_after_a_mark_and_waits_for_later_ones(fake_discord, http):
     await http.get("users/@me")
     mark = fake_discord.mark()

@@ -78,12 +78,15 @@ class RecordingObserver:
     async def job_changed(self, job) -> None:
         self.states.append(job.state)
 
-    async def post_images(self, job, batch, total) -> str:
+    async def post_images(self, job, batch, total, *, nonce=None) -> str:
         self.posted.append([image.index for image in batch])
         return f"https://discord.example/{len(self.posted)}"
 
-    async def post_link(self, job, image, total) -> str:
+    async def post_link(self, job, image, total, *, nonce=None) -> str:
         raise AssertionError("nothing is too large here")
+
+    async def find_posted(self, job, part) -> str | None:
+        return None
 
     async def delivery_finished(self, job, report) -> None:
         self.states.append(job.state)

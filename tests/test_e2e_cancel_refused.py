@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 from bot.jobstate import JobState
+from bot.logging_setup import make_formatter
 from tests.imagine_helpers import has_cancel, job_in, private_answer, start_imagine_bot, status_says, usage_of
+from tests.secrets_helpers import DISCORD_TOKEN, leaked_pieces, planted_text
 from tests.test_e2e_imagine_cancel import click_cancel, queued_job
 
 
@@ -46,3 +51,24 @@ async def test_a_409_for_a_job_still_queued_says_the_cancel_failed_and_keeps_the
     assert "Cancelled" in await private_answer(fake_discord, again)
     await job_in(bot, job.id, JobState.CANCELLED)
     assert await usage_of(bot, fake_discord) == (0, 0)
+
+
+async def test_a_refused_cancel_echoing_tokens_shows_and_logs_none(fake_discord, fake_runcomfy, start_bot, caplog):
+    caplog.set_level(logging.DEBUG)
+    fake_discord.token = DISCORD_TOKEN
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    tokens = (fake_runcomfy.token, DISCORD_TOKEN)
+    planted = planted_text(*tokens)
+    interaction, job = await queued_job(fake_discord, bot, fake_runcomfy)
+    fake_runcomfy.planted = planted
+    fake_runcomfy.fail_next("cancel", 409, {"error_message": planted, "detail": planted})
+    fake_runcomfy.fail_next("status", 400, {"error_message": planted, "detail": planted})
+
+    click = await click_cancel(fake_discord, job, interaction, by=fake_discord.world.member)
+
+    answer = await private_answer(fake_discord, click)
+    assert "could not be reached" in answer  # neither the cancel nor the status could be read
+    sent = "\n".join(json.dumps(r.json) for r in fake_discord.requests)
+    logged = "\n".join(make_formatter(bot.settings).format(record) for record in caplog.records)
+    assert "bad credentials" in logged
+    assert leaked_pieces(sent + logged, *tokens) == []

@@ -303,14 +303,19 @@ class World:
         """The fake RunComfy job whose prompt text contains `tag`."""
         return next((j for j in self.runcomfy.jobs.values() if tag in j.input.get("text", "")), None)
 
-    def status_calls(self) -> dict[str, list[float]]:
-        """Arrival times of the status requests at the fake RunComfy, by request id."""
+    def poll_calls(self, kinds: tuple[str, ...] = ("status", "result")) -> dict[str, list[float]]:
+        """Arrival times of the polls (status and result requests) at the fake RunComfy, by request id."""
         calls: dict[str, list[float]] = {}
         for request in self.runcomfy.requests:
             parts = request.path.split("/")
-            if request.site == "api" and len(parts) == 5 and parts[4] == "status":
+            if request.site == "api" and len(parts) == 5 and parts[4] in kinds:
                 calls.setdefault(parts[3], []).append(request.time)
         return calls
+
+
+def start_time(fake_job: FakeJob) -> float:
+    """When a timed fake RunComfy job moves to in_progress by its plan."""
+    return fake_job.submitted_at + fake_job.plan.queue_seconds
 
 
 def finish_time(fake_job: FakeJob) -> float:

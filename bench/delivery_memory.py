@@ -48,7 +48,7 @@ async def _round(args: argparse.Namespace) -> dict[str, float]:
         world.runcomfy.next_job(manual=True, image_bytes=image_bytes)
         interaction = await world.imagine("a lighthouse in a storm, big set", images=args.images, user=2)
         job = await wait_until(lambda: world.fake_job_for("big set"), 30, what="the big job's submission")
-        await wait_until(lambda: world.status_calls().get(job.request_id), 30, what="the big job's first poll")
+        await wait_until(lambda: world.poll_calls().get(job.request_id), 30, what="the big job's first poll")
         await asyncio.sleep(3.0)  # the status edits of a queued job are done
         idle = await _idle_rss(world)
         hwm_reset = world.bot.reset_peak_rss()

@@ -130,7 +130,7 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
             await asyncio.sleep(3.0)  # the last status edits
             phases.mark("settle")
         acks = [world.ack_seconds(i) for i in interactions]
-        calls = world.status_calls()
+        calls = world.poll_calls()
         rates, delays = [], []
         for job in world.runcomfy.jobs.values():
             tag = TAG.search(job.input["text"]).group(1)

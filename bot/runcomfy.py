@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from bot.download_fence import Resolver
+from bot.http_transport import AiohttpTransport
 from bot.logging_setup import Redactor
 from bot.retry import RetryPolicy
 from bot.runcomfy_download import OutputDownloader
@@ -204,7 +205,11 @@ class RunComfyClient:
         self._redact = Redactor(self._secrets)
         self._base_url = base_url.rstrip("/")
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+        if http is None:
+            # aiohttp carries the API calls: far less CPU per request than httpx's own pool (see bot.http_transport).
+            transport = AiohttpTransport(max_connections=max_concurrent_requests)
+            http = httpx.AsyncClient(follow_redirects=False, transport=transport)
+        self._http = http
         self._retry = retry or RetryPolicy()
         self._semaphore = asyncio.Semaphore(max_concurrent_requests)
         # pool=None: waiting for a pooled connection is bounded by the semaphore and the other calls' time-outs.

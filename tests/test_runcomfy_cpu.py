@@ -35,3 +35,26 @@ async def test_requests_do_not_search_for_sniffio_each_time(fake_runcomfy, runco
         sys.meta_path.remove(counter)
 
     assert counter.count == 0
+
+
+async def test_api_calls_travel_on_aiohttp_not_on_httpcore_pool(fake_runcomfy, runcomfy_client, monkeypatch):
+    # httpcore's pool looks at every pooled connection on each request (a readability syscall each): several
+    # times the CPU of aiohttp's client, which the bot has anyway for Discord.
+    import httpcore
+
+    used = []
+    real = httpcore.AsyncConnectionPool.handle_async_request
+
+    async def counting(self, request):
+        used.append(request)
+        return await real(self, request)
+
+    monkeypatch.setattr(httpcore.AsyncConnectionPool, "handle_async_request", counting)
+    rid = (await runcomfy_client.submit(build_request("a lighthouse", 2))).request_id
+    await runcomfy_client.status(rid)
+    fake_runcomfy.complete(rid)
+    await runcomfy_client.result(rid)
+    await runcomfy_client.cancel(rid)
+
+    assert used == []
+    assert len(fake_runcomfy.requests) == 4

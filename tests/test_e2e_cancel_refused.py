@@ -15,7 +15,7 @@ from tests.test_e2e_imagine_cancel import click_cancel, queued_job
 async def test_a_409_for_a_job_that_started_running_says_it_cannot_be_stopped(fake_discord, fake_runcomfy, start_bot):
     bot = await start_imagine_bot(start_bot, fake_runcomfy)
     interaction, job = await queued_job(fake_discord, bot, fake_runcomfy)
-    fake_runcomfy.delays["status"] = 0.3  # the bot has not seen it start yet when the member clicks
+    fake_runcomfy.delays.update(status=0.5, result=0.5)  # the bot has not seen it start yet when the member clicks
     fake_runcomfy.start_job(job.request_id)
     fake_runcomfy.fail_next("cancel", 409, {"error_message": "Request is being processed"})
 

@@ -147,13 +147,13 @@ async def test_a_dripping_image_is_dropped_at_the_download_deadline(fake_discord
 
 
 async def test_the_job_deadline_covers_delivery(fake_discord, fake_runcomfy, start_bot):
-    bot = await start_imagine_bot(start_bot, fake_runcomfy, job_deadline_seconds=1.5)
-    fake_runcomfy.drip[3] = 0.05
+    bot = await start_imagine_bot(start_bot, fake_runcomfy, job_deadline_seconds=3.0)
+    fake_runcomfy.drip[3] = 0.05  # about 2 KB at 20 bytes a second: far past the deadline
 
     interaction, job = await imagine(fake_discord, bot, {"prompt": "a slow river", "images": 3})
 
-    job = await job_in(bot, job.id, JobState.DELIVERED, timeout=5)
-    assert job.finished_at - job.created_at < 4
+    job = await job_in(bot, job.id, JobState.DELIVERED, timeout=10)
+    assert job.finished_at - job.created_at < 8
     assert (job.images_delivered, job.images_charged) == (2, 2)
     said = await status_says(fake_discord, job, "✅ Done — 2 of 3 images; the other 1 given back", interaction)
     assert "time limit passed before 1 image could be delivered: not charged" in said
@@ -161,12 +161,12 @@ async def test_the_job_deadline_covers_delivery(fake_discord, fake_runcomfy, sta
 
 
 async def test_a_job_whose_every_image_misses_the_deadline_fails_refunded(fake_discord, fake_runcomfy, start_bot):
-    bot = await start_imagine_bot(start_bot, fake_runcomfy, job_deadline_seconds=1.0)
+    bot = await start_imagine_bot(start_bot, fake_runcomfy, job_deadline_seconds=2.0)
     fake_runcomfy.drip.update({1: 0.05, 2: 0.05})
 
     interaction, job = await imagine(fake_discord, bot, {"prompt": "two slow clouds", "images": 2})
 
-    job = await job_in(bot, job.id, JobState.FAILED, timeout=5)
-    await status_says(fake_discord, job, "could not be delivered within 1 second", interaction)
+    job = await job_in(bot, job.id, JobState.FAILED, timeout=8)
+    await status_says(fake_discord, job, "could not be delivered within 2 seconds", interaction)
     assert image_messages(fake_discord, job) == []
     assert await usage_of(bot, fake_discord) == (0, 0)

@@ -71,6 +71,7 @@ async def _fetch(rid: str, settings: Settings, out: Path) -> int:
         settings.runcomfy_base_url,
         max_concurrent_requests=settings.runcomfy_max_concurrent_requests,
         secrets=secrets_of(settings),
+        download_timeout=settings.download_timeout_seconds,
     )
     started = asyncio.get_running_loop().time()
     job = Job(client, settings, out, progress, interrupts, started, rid=rid, cancellable=False)

@@ -425,3 +425,23 @@ async def test_fetch_of_a_failed_job_exits_4(fake_runcomfy, tmp_path):
     process = await start_cli(fake_runcomfy, tmp_path, rid, "--out", "y", command="fetch")
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 4 and out == b"" and "refused by the content filter" in err.decode()
+
+
+@pytest.mark.parametrize("command", ["generate", "fetch"])
+async def test_a_dripping_image_is_given_up_after_download_timeout_seconds(fake_runcomfy, tmp_path, command):
+    if command == "fetch":
+        code, _out, err = await run_cli(fake_runcomfy, tmp_path, "a fox", "--images", "2", "--out", "first")
+        assert code == 0, err
+        [rid] = fake_runcomfy.jobs
+        args = (rid, "--out", "again")
+    else:
+        args = ("a fox", "--images", "2", "--out", "again")
+    fake_runcomfy.drip[2] = 0.05  # about 2 KB at 20 bytes a second
+
+    started = asyncio.get_running_loop().time()
+    process = await start_cli(fake_runcomfy, tmp_path, *args, command=command, DOWNLOAD_TIMEOUT_SECONDS="1")
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == cli_generate.EXIT_API
+    assert asyncio.get_running_loop().time() - started < 15
+    assert len(out.decode().splitlines()) == 1 and "did not finish within 1 s" in err.decode()

@@ -66,6 +66,11 @@ class Redactor:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         n = SECRET_PIECE_CHARS
         self._pieces = frozenset(s[i : i + n] for s in self._secrets for i in range(len(s) - n + 1))
+        # Every piece contains one of these aligned half-pieces: only where one occurs is a piece looked for.
+        half = n // 2
+        self._anchors = frozenset(
+            s[i : i + half] for s in self._secrets if len(s) >= n for i in range(0, len(s) - half + 1, half)
+        )
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -78,14 +83,21 @@ class Redactor:
         return text
 
     def _mask_pieces(self, text: str) -> str:
-        n = SECRET_PIECE_CHARS
+        n, half = SECRET_PIECE_CHARS, SECRET_PIECE_CHARS // 2
+        starts: set[int] = set()
+        for anchor in self._anchors:
+            at = text.find(anchor)
+            while at != -1:
+                starts.update(i for i in range(max(0, at - half), at + 1) if text[i : i + n] in self._pieces)
+                at = text.find(anchor, at + 1)
+        if not starts:
+            return text
         spans: list[list[int]] = []
-        for start in range(len(text) - n + 1):
-            if text[start : start + n] in self._pieces:
-                if spans and start <= spans[-1][1]:
-                    spans[-1][1] = start + n
-                else:
-                    spans.append([start, start + n])
+        for start in sorted(starts):
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = start + n
+            else:
+                spans.append([start, start + n])
         for start, end in reversed(spans):
             text = text[:start] + MASK + text[end:]
         return text

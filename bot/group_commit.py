@@ -8,12 +8,18 @@ anyone before the single commit. With no burst a batch holds one operation: noth
 An operation may raise one of its `clean` exceptions (a refusal) only before it writes anything.
 Any other exception rolls the whole batch back: that operation fails, the others run again in a
 later batch, so operations must be safe to run again.
+
+Operations come in two kinds. `run` takes an async operation on a `Transaction`: each of its
+statements is one hand-over between the event loop and the database thread. `run_sync` takes a
+blocking operation on the `sqlite3.Connection`: a whole batch of them runs on the database thread in
+one hand-over (`Storage.run_transaction`), which is what keeps a burst's latency low on a busy machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,10 +34,11 @@ T = TypeVar("T")
 
 @dataclass
 class _Queued(Generic[T]):
-    operation: Callable[[Transaction], Awaitable[T]]
+    operation: Callable[[Transaction], Awaitable[T]] | Callable[[sqlite3.Connection], T]
     clean: tuple[type[BaseException], ...]
     on_abandoned: Callable[[T], Awaitable[None]] | None
     future: asyncio.Future[T]
+    blocking: bool = False
 
 
 class _BatchAborted(Exception):
@@ -61,17 +68,41 @@ class GroupCommit:
 
         `on_abandoned(result)` runs after the commit if the caller was cancelled meanwhile, to undo its effect.
         """
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Queued(operation, clean, on_abandoned, future))
+        return await self._enqueue(_Queued(operation, clean, on_abandoned, self._future()))
+
+    async def run_sync(
+        self,
+        operation: Callable[[sqlite3.Connection], T],
+        *,
+        clean: tuple[type[BaseException], ...] = (),
+        on_abandoned: Callable[[T], Awaitable[None]] | None = None,
+    ) -> T:
+        """As `run`, for a blocking `operation(connection)`, run on the database thread with the rest of its batch."""
+        return await self._enqueue(_Queued(operation, clean, on_abandoned, self._future(), blocking=True))
+
+    @staticmethod
+    def _future() -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _enqueue(self, item: _Queued[T]) -> T:
+        self._queue.append(item)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain(), name="group-commit")
-        return await future
+        return await item.future
+
+    def _next_batch(self) -> list[_Queued[Any]]:
+        """Up to `max_batch` queued operations of the same kind, in order."""
+        blocking = self._queue[0].blocking
+        batch = []
+        while self._queue and len(batch) < self._max_batch and self._queue[0].blocking == blocking:
+            batch.append(self._queue.popleft())
+        return batch
 
     async def _drain(self) -> None:
         while self._queue:
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+            batch = self._next_batch()
             try:
-                await self._run_batch(batch)
+                await (self._run_blocking_batch(batch) if batch[0].blocking else self._run_batch(batch))
             except BaseException as exc:
                 for item in batch:
                     _fail(item, exc)
@@ -97,9 +128,38 @@ class GroupCommit:
                     except Exception as error:
                         raise _BatchAborted(item, error) from error
         except _BatchAborted as aborted:
-            _fail(aborted.item, aborted.error)
-            self._queue.extendleft(reversed([item for item in batch if item is not aborted.item]))
+            self._aborted(batch, aborted)
             return
+        await self._settle(outcomes)
+
+    async def _run_blocking_batch(self, batch: list[_Queued[Any]]) -> None:
+        live = [item for item in batch if not item.future.done()]
+        if not live:
+            return
+
+        def run_all(connection: sqlite3.Connection) -> list[tuple[_Queued[Any], bool, Any]]:
+            outcomes = []
+            for item in live:
+                try:
+                    outcomes.append((item, True, item.operation(connection)))
+                except item.clean as refusal:
+                    outcomes.append((item, False, refusal))
+                except Exception as error:
+                    raise _BatchAborted(item, error) from error
+            return outcomes
+
+        try:
+            outcomes = await self._storage.run_transaction(run_all)
+        except _BatchAborted as aborted:
+            self._aborted(batch, aborted)
+            return
+        await self._settle(outcomes)
+
+    def _aborted(self, batch: list[_Queued[Any]], aborted: _BatchAborted) -> None:
+        _fail(aborted.item, aborted.error)
+        self._queue.extendleft(reversed([item for item in batch if item is not aborted.item]))
+
+    async def _settle(self, outcomes: list[tuple[_Queued[Any], bool, Any]]) -> None:
         abandoned = []
         for item, succeeded, value in outcomes:
             if item.future.done():

@@ -24,6 +24,7 @@ the same however many jobs a server has run.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -49,7 +50,7 @@ from bot.quota_policy import (
     sum_days,
     usage,
 )
-from bot.storage import Job, Storage, Transaction
+from bot.storage import Job, Storage, Transaction, insert_pending_job
 
 __all__ = ["GuildQuota", "Limit", "Override", "QuotaDefaults", "QuotaRefused", "Quotas", "Usage"]
 
@@ -99,6 +100,11 @@ def _role_list(role_ids: Iterable[int]) -> str:
     return json.dumps(sorted({int(role) for role in role_ids}))
 
 
+def _snapshot_parameters(guild_id: int, user_id: int, roles: str, now: float) -> dict[str, Any]:
+    since = day_number(earliest_period_start(now))
+    return {"guild": guild_id, "user": user_id, "roles": roles, "since": since}
+
+
 def _snapshot(rows: Iterable[Any]) -> Snapshot:
     guild = None
     overrides: list[Override] = []
@@ -139,8 +145,7 @@ class Quotas:
     async def _read(
         self, reader: Storage | Transaction, guild_id: int, user_id: int, roles: str, now: float
     ) -> Snapshot:
-        since = day_number(earliest_period_start(now))
-        parameters = {"guild": guild_id, "user": user_id, "roles": roles, "since": since}
+        parameters = _snapshot_parameters(guild_id, user_id, roles, now)
         return _snapshot(await reader.fetchall(_SNAPSHOT_SQL, parameters))
 
     # what is in force
@@ -197,11 +202,13 @@ class Quotas:
         stored_options = options_json(options)
         roles = _role_list(role_ids)
 
-        async def check_and_insert(tx: Transaction) -> Job:
+        def check_and_insert(connection: sqlite3.Connection) -> Job:  # runs on the database thread
             now = self._clock()
-            snapshot = await self._read(tx, guild_id, user_id, roles, now)
+            parameters = _snapshot_parameters(guild_id, user_id, roles, now)
+            snapshot = _snapshot(connection.execute(_SNAPSHOT_SQL, parameters).fetchall())
             _check_reservation(self._defaults, snapshot, images, now)
-            return await tx.insert_job(
+            return insert_pending_job(
+                connection,
                 guild_id=guild_id,
                 channel_id=channel_id,
                 user_id=user_id,
@@ -210,7 +217,7 @@ class Quotas:
                 now=now,
             )
 
-        return await self._batches.run(check_and_insert, clean=(QuotaRefused,), on_abandoned=self._give_back)
+        return await self._batches.run_sync(check_and_insert, clean=(QuotaRefused,), on_abandoned=self._give_back)
 
     async def _give_back(self, job: Job) -> None:
         """The caller of `reserve` was cancelled after its job was committed: release the reservation."""

@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -32,6 +32,7 @@ from bot.migrations import LATEST_VERSION, UNFINISHED_SQL, NewerSchema, upgrade
 from bot.storage_errors import JobNotFound, StorageError, storage_failure
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 _REPLY_FIELDS = ("interaction_token", "application_id", "token_created_at", "reply_message_id", "reply_channel_id")
@@ -56,18 +57,42 @@ class Transaction:
         """Insert a pending job holding `images` reserved images."""
         while True:
             try:
-                row = await self.fetchone(
-                    f"""INSERT INTO jobs (id, guild_id, channel_id, user_id, options, state, images_reserved,
-                                          created_at, updated_at)
-                        VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING {JOB_COLUMNS}""",
-                    (new_job_id(), guild_id, channel_id, user_id, options_json, images, now, now),
-                )
+                row = await self.fetchone(_INSERT_JOB_SQL, (new_job_id(), guild_id, channel_id, user_id, options_json,
+                                                            images, now, now))  # fmt: skip
             except sqlite3.IntegrityError as exc:
                 if "jobs.id" not in str(exc):
                     raise
                 continue  # the random id is taken: draw another
             assert row is not None
             return Job.from_row(row)
+
+
+_INSERT_JOB_SQL = f"""INSERT INTO jobs (id, guild_id, channel_id, user_id, options, state, images_reserved,
+                                        created_at, updated_at)
+                      VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING {JOB_COLUMNS}"""
+
+
+def insert_pending_job(
+    connection: sqlite3.Connection,
+    *,
+    guild_id: int,
+    channel_id: int,
+    user_id: int,
+    options_json: str,
+    images: int,
+    now: float,
+) -> Job:
+    """`Transaction.insert_job`, blocking, for a body run by `Storage.run_transaction`."""
+    while True:
+        try:
+            row = connection.execute(
+                _INSERT_JOB_SQL, (new_job_id(), guild_id, channel_id, user_id, options_json, images, now, now)
+            ).fetchone()
+        except sqlite3.IntegrityError as exc:
+            if "jobs.id" not in str(exc):
+                raise
+            continue
+        return Job.from_row(row)
 
 
 class Storage:
@@ -158,6 +183,29 @@ class Storage:
         except sqlite3.Error as exc:
             # After a full disk or an I/O error SQLite may have rolled back already ("no transaction is active").
             log.debug("ROLLBACK failed (%s); the transaction had already ended", exc)
+
+    async def run_transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run the blocking `body(connection)` between `BEGIN IMMEDIATE` and `COMMIT` (`ROLLBACK` if it raises).
+
+        It runs on the database's own thread in one step, so a batch of statements pays for one hand-over
+        between the event loop and that thread instead of one per statement. Nothing else runs on the
+        connection meanwhile (the thread does one thing at a time).
+        """
+
+        def run(connection: sqlite3.Connection) -> T:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            return result
+
+        async with self._write_lock:
+            # aiosqlite has no public call for this: `_execute` queues a function for its connection thread.
+            return await self._db._execute(run, self._db._conn)
 
     async def write(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         """Run one writing statement (its own transaction) and return its rows (from `RETURNING`)."""

@@ -26,12 +26,38 @@ WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
 
 class DiskFull:
     """SQLite on a full disk: every write fails with SQLITE_FULL, which also rolls the open transaction back, so the
-    ROLLBACK that follows fails too ("no transaction is active"), as it does on a real full disk."""
+    ROLLBACK that follows fails too ("no transaction is active"), as it does on a real full disk. Both ways in are
+    covered: statements sent one by one, and blocking bodies run on the database thread (`run_transaction`)."""
 
-    def __init__(self, db) -> None:
-        self.db = db
-        self.real = db.execute_fetchall
+    def __init__(self, storage) -> None:
+        self.storage = storage
+        self.db = storage.db
+        self.real = self.db.execute_fetchall
+        self.real_run = storage.run_transaction
         self.failed_writes = 0
+
+    def _full(self, connection) -> None:
+        self.failed_writes += 1
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async def run_transaction(self, body):
+        disk = self
+
+        class FullConnection:
+            def __init__(self, connection) -> None:
+                self.connection = connection
+
+            def execute(self, sql, parameters=()):
+                if WRITES.match(sql):
+                    disk._full(self.connection)
+                return self.connection.execute(sql, parameters)
+
+            def __getattr__(self, name):
+                return getattr(self.connection, name)
+
+        return await self.real_run(lambda connection: body(FullConnection(connection)))
 
     async def execute_fetchall(self, sql, parameters=None):
         if WRITES.match(sql):
@@ -43,10 +69,12 @@ class DiskFull:
 
     def __enter__(self) -> DiskFull:
         self.db.execute_fetchall = self.execute_fetchall
+        self.storage.run_transaction = self.run_transaction
         return self
 
     def __exit__(self, *_exc) -> None:
         self.db.execute_fetchall = self.real
+        self.storage.run_transaction = self.real_run
 
 
 def tracebacks(caplog) -> list[logging.LogRecord]:
@@ -58,7 +86,7 @@ async def test_a_command_on_a_full_disk_gets_one_sentence_and_one_log_line(
 ):
     bot = await start_imagine_bot(start_bot, fake_runcomfy)
 
-    with caplog.at_level(logging.DEBUG), DiskFull(bot.storage.db) as full:
+    with caplog.at_level(logging.DEBUG), DiskFull(bot.storage) as full:
         interaction = await fake_discord.run_command("imagine", {"prompt": "a lighthouse", "images": 2})
         assert await private_answer(fake_discord, interaction) == STORAGE_UNAVAILABLE
     assert full.failed_writes >= 1
@@ -81,7 +109,7 @@ async def test_a_job_in_flight_finishes_once_space_is_back_with_its_images_in_me
     fake_runcomfy.next_job(manual=True, queue_position=1)
     _interaction, job = await imagine(fake_discord, bot, {"prompt": "a ferry at night", "images": 3})
 
-    with caplog.at_level(logging.INFO), DiskFull(bot.storage.db) as full:
+    with caplog.at_level(logging.INFO), DiskFull(bot.storage) as full:
         fake_runcomfy.complete(job.request_id)
         await eventually(lambda: full.failed_writes >= 2, timeout=10)  # the tracker tried, and tries again
         assert not (await bot.storage.get_job(job.id)).state.terminal

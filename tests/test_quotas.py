@@ -321,10 +321,11 @@ async def test_200_simultaneous_reservations_from_two_connections_take_exactly_2
 
 async def test_a_caller_cancelled_mid_reservation_gets_its_images_back(storage: Storage, quota_defaults, storage_clock):
     callers: list[asyncio.Task] = []
+    loop = asyncio.get_running_loop()
 
-    def clock_that_cancels_the_caller() -> float:
+    def clock_that_cancels_the_caller() -> float:  # read on the database thread, while the job is inserted
         if callers:
-            callers.pop().cancel()  # the caller leaves while its job is being inserted
+            loop.call_soon_threadsafe(callers.pop().cancel)  # the caller leaves meanwhile
         return storage_clock()
 
     quotas = Quotas(storage, quota_defaults, clock=clock_that_cancels_the_caller)
@@ -372,3 +373,28 @@ async def test_usage_counters_always_match_the_jobs(quotas: Quotas, storage: Sto
                   (SELECT sum(CASE WHEN settled THEN images_charged ELSE images_reserved END) FROM jobs)"""
     )
     assert server[0][0] == server[0][1] > 0
+
+
+async def test_a_burst_of_reservations_is_one_hand_over_to_the_database_thread(storage: Storage, quota_defaults):
+    quotas = Quotas(storage, QuotaDefaults(images=10**6, period="day", max_concurrent=10**6))
+    statements, transactions = [], []
+    real_fetchall, real_run = storage.db.execute_fetchall, storage.run_transaction
+
+    async def counting_fetchall(*args, **kwargs):
+        statements.append(args)
+        return await real_fetchall(*args, **kwargs)
+
+    async def counting_run(body):
+        transactions.append(body)
+        return await real_run(body)
+
+    storage.db.execute_fetchall = counting_fetchall
+    storage.run_transaction = counting_run
+    jobs = await asyncio.gather(
+        *(quotas.reserve(GUILD_ID, USER_ID + n, (), 2, channel_id=1, options={}) for n in range(50))
+    )
+
+    assert len({job.id for job in jobs}) == 50
+    assert statements == []  # no statement on its own: every one ran inside the batch's transaction
+    assert len(transactions) <= 2  # the first reservation alone, then the other 49 together
+    assert (await quotas.usage(GUILD_ID, USER_ID + 49)).reserved == 2

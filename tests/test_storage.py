@@ -300,3 +300,50 @@ async def test_group_commit_skips_operations_whose_caller_left(storage: Storage)
         await waiting
     await batches.run(lambda tx: asyncio.sleep(0))
     assert ran == []
+
+
+async def test_blocking_group_commit_runs_a_burst_in_one_step_and_isolates_failures(storage: Storage) -> None:
+    batches = GroupCommit(storage)
+    calls: dict[str, int] = {}
+    steps = []
+    real_run = storage.run_transaction
+
+    async def counting_run(body):
+        steps.append(body)
+        return await real_run(body)
+
+    storage.run_transaction = counting_run
+
+    def insert(key: str, *, fail: Exception | None = None, refuse: bool = False):
+        def operation(connection):
+            calls[key] = calls.get(key, 0) + 1
+            if refuse:
+                raise LookupError(f"{key} refused")
+            connection.execute("INSERT INTO meta (key, value) VALUES (?, 'x')", (key,))
+            if fail is not None:
+                raise fail
+            return key
+
+        return batches.run_sync(operation, clean=(LookupError,))
+
+    results = await asyncio.gather(
+        insert("a"), insert("b", refuse=True), insert("c", fail=RuntimeError("broken")), insert("d"), insert("e"),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert results[0] == "a" and results[3:] == ["d", "e"]
+    assert isinstance(results[1], LookupError) and isinstance(results[2], RuntimeError)
+    assert [await storage.get_meta(key) for key in "abcde"] == ["x", None, None, "x", "x"]
+    # All five in one batch, rolled back by "c"; then the others again, together.
+    assert calls == {"a": 2, "b": 2, "c": 1, "d": 1, "e": 1}
+    assert len(steps) == 2
+
+
+async def test_run_transaction_rolls_back_when_its_body_raises(storage: Storage) -> None:
+    def body(connection):
+        connection.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        await storage.run_transaction(body)
+    assert await storage.get_meta("k") is None
+    assert await storage.run_transaction(lambda connection: connection.execute("SELECT 1").fetchone()[0]) == 1

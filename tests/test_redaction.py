@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from bot.logging_setup import MASK, Redactor
@@ -93,3 +95,23 @@ async def test_download_errors_are_masked(fake_runcomfy, client):
     with pytest.raises(InvalidInputError) as raised:
         await client.download(f"ftp://x/{fake_runcomfy.token}", max_bytes=10_000)
     clean(fake_runcomfy, raised.value)
+
+
+def test_piece_masking_finds_every_piece_a_full_scan_finds():
+    def full_scan(secrets, text):
+        pieces = {s[i : i + 16] for s in secrets for i in range(len(s) - 15)}
+        spans: list[list[int]] = []
+        for start in (i for i in range(len(text) - 15) if text[i : i + 16] in pieces):
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = start + 16
+            else:
+                spans.append([start, start + 16])
+        for start, end in reversed(spans):
+            text = text[:start] + MASK + text[end:]
+        return text
+
+    rnd = random.Random(7)
+    for _ in range(2000):  # a two-letter alphabet makes overlapping and repeated pieces common
+        secrets = ["".join(rnd.choice("ab") for _ in range(rnd.randint(16, 40))) for _ in range(2)]
+        text = "".join(rnd.choice("abc") for _ in range(rnd.randint(0, 120)))
+        assert Redactor(secrets)._mask_pieces(text) == full_scan(secrets, text), (secrets, text)

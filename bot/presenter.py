@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import discord
 
@@ -30,7 +29,7 @@ from bot.discord_format import caption, jump_url, status_embed
 from bot.logging_setup import for_job
 from bot.post_refusal import CHANNEL_PERMISSIONS, describe, is_permanent
 from bot.post_refusal import label as _label
-from bot.posted_parts import find_part
+from bot.posted_parts import find_part, upload_files
 from bot.status_render import StatusView, render_status
 from bot.storage import Job, Storage
 
@@ -284,7 +283,7 @@ class DiscordPresenter:
         allowed = discord.AllowedMentions(users=[discord.Object(job.user_id)])
         if self._reply_usable(job):
             try:
-                async with _opened(images) as files, _reply_errors():
+                async with upload_files(images) as files, _reply_errors():
                     return await self._webhook(job).send(content=content, allowed_mentions=allowed, wait=True, **files)
             except ReplyGone as gone:
                 self._give_up_reply(job, gone)
@@ -294,7 +293,7 @@ class DiscordPresenter:
                 raise
         channel = await self._channel(job)
         extra = {"nonce": nonce} if nonce else {}  # discord.py sends it with enforce_nonce
-        async with _opened(images) as files:
+        async with upload_files(images) as files:
             return await self._send_to_channel(
                 job, channel, content=content, allowed_mentions=allowed, **files, **extra
             )
@@ -375,26 +374,6 @@ async def _respond(interaction: discord.Interaction, **content: Any) -> discord.
 
 def _buttons(job: Job, view: StatusView) -> discord.ui.View | None:
     return job_view(job.id, cancellable=view.cancellable, finished=view.finished)
-
-
-@contextlib.asynccontextmanager
-async def _opened(images: Sequence[PreparedImage]) -> AsyncIterator[dict[str, list[discord.File]]]:
-    """`files=` for a send (nothing when there are none), opened off the event loop and closed after."""
-    handles = await asyncio.gather(*(_open(image) for image in images))
-    files = [discord.File(handle, filename=image.filename) for handle, image in zip(handles, images, strict=True)]
-    try:
-        yield {"files": files} if files else {}
-    finally:
-        for file in files:
-            file.close()  # gives the handle its own close() back; discord.File leaves open what it did not open
-            file.fp.close()
-
-
-async def _open(image: PreparedImage) -> BinaryIO:
-    if image.data is not None:
-        return io.BytesIO(image.data)
-    assert image.path is not None
-    return await asyncio.to_thread(image.path.open, "rb")
 
 
 @contextlib.asynccontextmanager

@@ -60,7 +60,7 @@ class PollPolicy:
     overdue: float = 0.25  # past the expected end, wait this share of the time overdue
     min_spread: float = 0.1
     max_spread: float = 0.4
-    max_gap: float = 1.5  # longest wait inside the window (on either side of the expected end)
+    max_gap: float = 1.0  # longest wait inside the window (on either side of the expected end)
 
     def __post_init__(self) -> None:
         if not (0 < self.fine <= self.front and 0 < self.interval <= self.max_interval):

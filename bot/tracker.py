@@ -332,14 +332,11 @@ class Tracker:
         if result.state is not RemoteState.COMPLETED:
             watch.ask = Ask.RESULT
             return self._policy.front  # the result lags behind the status: look again soon
-        await self._learn_run_time(job, watch, len(result.image_urls))
+        ran = watch.run.run_seconds(self._clock(), self._policy.max_gap)
         await self._deliver(job, result.image_urls)
+        if ran is not None:  # learned after the delivery, which must not wait for it
+            await self._run_times.learn(job.options, len(result.image_urls), ran)
         return None
-
-    async def _learn_run_time(self, job: Job, watch: _Watch, images: int) -> None:
-        seconds = watch.run.run_seconds(self._clock(), self._policy.max_gap)
-        if seconds is not None:
-            await self._run_times.learn(job.options, images, seconds)
 
     # ---- delivery ---------------------------------------------------------------------------
 

@@ -72,12 +72,17 @@ async def _burst(world: World, size: int) -> tuple[list[float], int]:
     return [a * 1000 for a in acks if a is not None], sum(a is None for a in acks)
 
 
+def _polls(world) -> int:
+    """Status and result requests so far (the bot reads a running job with result)."""
+    return world.runcomfy.counts["status"] + world.runcomfy.counts["result"]
+
+
 async def _scenario(in_flight: int, samples: int, fill_rate: float, burst: int) -> dict[str, object]:
     async with bench_world(plan=JobPlan()) as world:
         fill_acks = await _fill(world, in_flight, fill_rate) if in_flight else []
         if in_flight:
             await asyncio.sleep(SETTLE_SECONDS)
-        status_before, cpu_before, started = world.runcomfy.counts["status"], world.bot.cpu_seconds(), time.monotonic()
+        polls_before, cpu_before, started = _polls(world), world.bot.cpu_seconds(), time.monotonic()
         latencies, unanswered = await _probe(world, samples)
         elapsed = time.monotonic() - started
         cpu_after = world.bot.cpu_seconds()
@@ -89,7 +94,7 @@ async def _scenario(in_flight: int, samples: int, fill_rate: float, burst: int) 
             "latencies": latencies,
             "unanswered": unanswered,
             "fill_acks": fill_acks,
-            "polls_per_s": (world.runcomfy.counts["status"] - status_before) / elapsed,
+            "polls_per_s": (_polls(world) - polls_before) / elapsed,
             "cpu_pct": (cpu_after - cpu_before) / elapsed * 100,
             "burst_acks": burst_acks,
             "problems": problems,

@@ -18,6 +18,7 @@ URL's exact origin; at most 3 redirects, each checked), and each has a total dea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import pathlib
 from collections.abc import Iterable
@@ -53,12 +54,13 @@ from bot.runcomfy_errors import (
     retry_after_of,
     transport_error,
 )
+from bot.runcomfy_price import ModelPrice, parse_cost, parse_model_price
 from bot.seedream import MODEL_PATH, SeedreamRequest
 
 __all__ = [
     "AuthError", "CancelOutcome", "CancelResult", "DownloadRefused", "DownloadTooLargeError",
     "InsufficientBalanceError", "InvalidInputError", "InvalidRequestIdError", "JobHandle", "JobResult", "JobStatus",
-    "NotFoundError", "RateLimitedError", "RemoteState", "RunComfyClient", "RunComfyError", "ServerError",
+    "ModelPrice", "NotFoundError", "RateLimitedError", "RemoteState", "RunComfyClient", "RunComfyError", "ServerError",
     "SubmissionOutcomeUnknown", "TransportError",
 ]  # fmt: skip
 
@@ -136,6 +138,7 @@ class JobResult:
     error: str | None
     created_at: str | None
     finished_at: str | None
+    cost_micros: int | None = None  # what RunComfy billed, when it says so (see bot.runcomfy_price)
 
 
 class CancelOutcome(Enum):
@@ -279,7 +282,7 @@ class RunComfyClient:
 
     async def result(self, request_id: str) -> JobResult:
         request_id = check_request_id(request_id)
-        body = await self._idempotent("GET", f"/v1/requests/{request_id}/result")
+        body = await self._idempotent("GET", f"/v1/requests/{request_id}/result?include_cost=true")
         state = RemoteState.parse(body.get("status"))
         images = self._showable(_image_urls(body.get("output")))
         error = _error_text(body.get("error"))
@@ -292,7 +295,18 @@ class RunComfyClient:
             images = ()
         log.debug("runcomfy result request_id=%s state=%s images=%d", request_id, state.value, len(images))
         created, finished = _optional_str(body.get("created_at")), _optional_str(body.get("finished_at"))
-        return JobResult(request_id, state, images, error, created, finished)
+        cost = parse_cost(body) if state.terminal else None
+        if state.terminal and "cost" in body and cost is None:
+            log.warning("runcomfy result request_id=%s has an unusable cost; it is estimated instead", request_id)
+        return JobResult(request_id, state, images, error, created, finished, cost)
+
+    async def model_price(self) -> ModelPrice:
+        """The Seedream model's quoted price; free. Raises like any call (402 when the account has no credit)."""
+        body = await self._idempotent("GET", f"/v1/models/{MODEL_PATH}")
+        price = parse_model_price(body, MODEL_PATH)
+        price = dataclasses.replace(price, **{k: self._redact(v) for k in ("unit", "note") if (v := getattr(price, k))})
+        log.debug("runcomfy price per_image_micros=%s problem=%s", price.per_image_micros, price.problem)
+        return price
 
     async def cancel(self, request_id: str) -> CancelResult:
         """Cancel a queued job; a running or finished one answers NOT_CANCELLABLE.

@@ -30,8 +30,9 @@ from tests.fakes.runcomfy_contract import (
     validate,
 )
 
-__all__ = ["FakeRunComfy", "JobPlan", "make_png"]
-ROUTES = ("submit", "status", "result", "cancel", "download")
+__all__ = ["AUTO", "FakeRunComfy", "JobPlan", "make_png"]
+ROUTES = ("submit", "status", "result", "cancel", "download", "model")
+AUTO = "auto"
 TERMINAL = ("completed", "cancelled", "failed")
 
 
@@ -48,6 +49,7 @@ class JobPlan:
     image_bytes: int = 2048
     manual: bool = False  # never advances with time: use start/complete/fail
     extra_urls: int = 0  # output URLs listed beyond the number asked (a misbehaving server)
+    cost: Any = AUTO  # `cost` sent with include_cost=true: AUTO = images delivered x cost_per_image; None: left out
 
 
 @dataclass
@@ -113,6 +115,15 @@ class FakeRunComfy:
         self.expire_after: float | None = None  # outputs answer 404 this long after the job finished
         self.chunked_downloads = False  # no Content-Length on outputs
         self.delays: dict[str, float] = {}  # route -> seconds added to every answer
+        # GET /v1/models/{model_id}: the body sent for the Seedream model (replace or edit it to test bad prices).
+        self.model_info: Any = {
+            "model_id": MODEL_PATH,
+            "base_price_usd": 0.03,
+            "price_unit": "image",
+            "pricing_note": "Billed per output image.",
+        }
+        self.cost_per_image = 0.03  # what a finished job costs, reported with include_cost=true
+        self.out_of_credit = False  # submits and price calls answer 402 (insufficient balance) while set
         self.jobs: dict[str, FakeJob] = {}
         self.requests: list[RecordedRequest] = []
         self.counts: Counter[str] = Counter()
@@ -130,6 +141,7 @@ class FakeRunComfy:
             return rid
         api = web.Application(middlewares=[self._record("api"), self._authenticate])
         api.router.add_post("/v1/models/{model:.+}", self._submit)
+        api.router.add_get("/v1/models/{model:.+}", self._model)
         api.router.add_get("/v1/requests/{rid}/status", functools.partial(self._job_route, "status", self._status_body))
         api.router.add_get("/v1/requests/{rid}/result", functools.partial(self._job_route, "result", self._result_body))
         api.router.add_post("/v1/requests/{rid}/cancel", functools.partial(self._job_route, "cancel", self._cancel_job))
@@ -298,12 +310,27 @@ class FakeRunComfy:
             raise asyncio.CancelledError  # aiohttp then ends the exchange without writing an answer
         return answer if process_first else await make()
 
+    def _no_credit(self) -> web.Response:
+        return web.json_response(error_body(400002, "Insufficient balance. Add funds to continue."), status=402)
+
+    async def _model(self, request: web.Request) -> web.StreamResponse:
+        async def make() -> web.StreamResponse:
+            if request.match_info["model"] != MODEL_PATH:
+                return web.json_response(error_body(400001, "Unknown model id"), status=404)
+            if self.out_of_credit:
+                return self._no_credit()
+            return self._json(self.model_info)
+
+        return await self._answer("model", make, request)
+
     async def _submit(self, request: web.Request) -> web.StreamResponse:
         body = await json_body(request)
 
         async def make() -> web.StreamResponse:
             if request.match_info["model"] != MODEL_PATH:
                 return web.json_response(error_body(400001, "Unknown model id"), status=400)
+            if self.out_of_credit:
+                return self._no_credit()
             problems = validate(body)
             if problems:
                 detail = [{"loc": [p.split(":")[0]], "msg": p} for p in problems]
@@ -326,11 +353,13 @@ class FakeRunComfy:
             job = self.jobs.get(request.match_info["rid"])
             if job is None:
                 return web.json_response(error_body(404001, "Request not found or expired"), status=404)
+            if route == "result":
+                return self._json(self._result_body(self._advance(job), request.query.get("include_cost") == "true"))
             return self._json(render(self._advance(job)))
 
         return await self._answer(route, make, request)
 
-    def _result_body(self, job: FakeJob) -> dict[str, Any]:
+    def _result_body(self, job: FakeJob, include_cost: bool = False) -> dict[str, Any]:
         body = {**self._status_body(job), "created_at": job.created_at}
         if job.state in TERMINAL:
             body["finished_at"] = job.finished_at_text
@@ -338,6 +367,9 @@ class FakeRunComfy:
             body["output"] = {"image": job.image_urls[0]} if single else {"images": list(job.image_urls)}
             if job.error is not None:
                 body["error"] = job.error
+            if include_cost and job.plan.cost is not None:
+                auto = round(len(job.image_urls) * self.cost_per_image, 6)
+                body["cost"] = auto if job.plan.cost == AUTO else job.plan.cost
         return body
 
     def _cancel_job(self, job: FakeJob) -> dict[str, Any]:

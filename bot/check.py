@@ -2,7 +2,7 @@
 
 Prints one line per check (`ok   settings`, `FAIL discord: token rejected (401) ...`, `skip ...`) and exits 0 only
 if every check passed. Nothing is spent: Discord is asked who the bot is, RunComfy the status of a job that
-cannot exist. No token is ever printed.
+cannot exist, and the model's price (a free call) is read. No token is ever printed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from bot.logging_setup import Redactor, configure_logging
+from bot.money import format_usd
 from bot.retry import RetryPolicy
 from bot.runcomfy import AuthError, InsufficientBalanceError, RunComfyClient, RunComfyError, TransportError
 from bot.settings import Settings, SettingsError, load_settings, secrets_of
@@ -156,6 +157,33 @@ async def check_runcomfy(token: str, base_url: str, *, limit_seconds: float = RU
     return CheckResult("runcomfy", True, "token accepted")
 
 
+async def check_price(
+    token: str, base_url: str, fallback_micros: int, *, limit_seconds: float = RUNCOMFY_TIMEOUT
+) -> CheckResult:
+    """The per-image price RunComfy quotes for the model, or which configured price is used instead; free."""
+    fallback = f"PRICE_PER_IMAGE_USD ({format_usd(fallback_micros)} per image) is used instead"
+    try:
+        retry = RetryPolicy(max_attempts=2, max_total=limit_seconds)
+        async with RunComfyClient(token, base_url, retry=retry) as client:
+            price = await asyncio.wait_for(client.model_price(), limit_seconds)
+    except InsufficientBalanceError:
+        return CheckResult("price", False, "the account is out of credit: top up the balance")
+    except (RunComfyError, TimeoutError) as exc:
+        reason = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
+        return CheckResult("price", True, f"RunComfy's price could not be read ({reason}); {fallback}")
+    if price.per_image_micros is None:
+        return CheckResult("price", True, f"RunComfy quotes no usable per-image price ({price.problem}); {fallback}")
+    return CheckResult("price", True, f"{format_usd(price.per_image_micros)} per image, quoted by RunComfy")
+
+
+async def _runcomfy_and_price(settings: Settings) -> list[CheckResult]:
+    token, base_url = settings.runcomfy_api_token, settings.runcomfy_base_url
+    token_result = await check_runcomfy(token, base_url)
+    if token_result.refused:
+        return [token_result, CheckResult("price", None, "the token must be fixed first")]
+    return [token_result, await check_price(token, base_url, settings.price_per_image_usd_micros)]
+
+
 async def _skipped(name: str, reason: str) -> CheckResult:
     return CheckResult(name, None, reason)
 
@@ -165,7 +193,8 @@ async def run_checks(environ: Mapping[str, str] | None = None) -> list[CheckResu
     settings_result, settings = check_settings(environ)
     if settings is None:
         reason = "the settings above must be fixed first"
-        return [settings_result, *(CheckResult(n, None, reason) for n in ("database folder", "discord", "runcomfy"))]
+        names = ("database folder", "discord", "runcomfy", "price")
+        return [settings_result, *(CheckResult(n, None, reason) for n in names)]
     folders = [asyncio.to_thread(check_folder, "database folder", settings.database_path)]
     if settings.heartbeat_path.parent != settings.database_path.parent:
         folders.append(asyncio.to_thread(check_folder, "heartbeat folder", settings.heartbeat_path))
@@ -174,12 +203,13 @@ async def run_checks(environ: Mapping[str, str] | None = None) -> list[CheckResu
         if settings.discord_token
         else _skipped("discord", "DISCORD_TOKEN is not set")
     )
-    runcomfy = (
-        check_runcomfy(settings.runcomfy_api_token, settings.runcomfy_base_url)
-        if settings.runcomfy_api_token
-        else _skipped("runcomfy", "RUNCOMFY_API_TOKEN is not set")
-    )
-    return [settings_result, *await asyncio.gather(*folders, discord, runcomfy)]
+    if not settings.runcomfy_api_token:
+        reason = "RUNCOMFY_API_TOKEN is not set"
+        runcomfy = asyncio.gather(_skipped("runcomfy", reason), _skipped("price", reason))
+    else:
+        runcomfy = _runcomfy_and_price(settings)
+    *others, runcomfy_results = await asyncio.gather(*folders, discord, runcomfy)
+    return [settings_result, *others, *runcomfy_results]
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:

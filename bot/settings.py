@@ -15,6 +15,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from bot.money import MAX_PRICE_PER_IMAGE_MICROS, parse_usd
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 QUOTA_PERIODS = ("day", "week", "month")
@@ -46,6 +48,7 @@ class Settings:
     download_concurrency: int = 4
     download_timeout_seconds: float = 120.0
     status_edit_interval_seconds: float = 2.0
+    price_per_image_usd_micros: int = 30_000  # PRICE_PER_IMAGE_USD, used while RunComfy quotes no usable price
 
 
 def _text(value: str) -> str:
@@ -89,6 +92,13 @@ def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str],
     return parse
 
 
+def _usd_per_image(value: str) -> int:
+    try:
+        return parse_usd(value, name="PRICE_PER_IMAGE_USD", maximum=MAX_PRICE_PER_IMAGE_MICROS)
+    except ValueError:
+        raise ValueError("a dollar amount between 0 and 10, like 0.03") from None
+
+
 def _optional_snowflake(value: str) -> int | None:
     if not value:
         return None
@@ -119,6 +129,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DOWNLOAD_CONCURRENCY": ("download_concurrency", _int_min(1)),
     "DOWNLOAD_TIMEOUT_SECONDS": ("download_timeout_seconds", _float_min(1)),
     "STATUS_EDIT_INTERVAL_SECONDS": ("status_edit_interval_seconds", _float_min(0)),
+    "PRICE_PER_IMAGE_USD": ("price_per_image_usd_micros", _usd_per_image),
 }
 
 REQUIRED_FOR = {

@@ -89,9 +89,11 @@ async def test_command_all_checks_pass(fakes, tmp_path):
         f"ok   database folder: {tmp_path / 'data'} is writable",
         f"ok   discord: logged in as seedream-bot (id {fakes.discord.world.bot_user['id']})",
         "ok   runcomfy: token accepted",
+        "ok   price: $0.03 per image, quoted by RunComfy",
     ]
     assert fakes.discord_paths == ["/users/@me"]
-    assert fakes.runcomfy_auth == [f"Bearer {GOOD_RUNCOMFY}"]
+    assert fakes.runcomfy_auth == [f"Bearer {GOOD_RUNCOMFY}"] * 2
+    assert fakes.runcomfy.counts["model"] == 1
     assert fakes.runcomfy.counts["submit"] == 0  # nothing was spent
     assert list((tmp_path / "data").iterdir()) == []  # the probe file is gone
 
@@ -126,19 +128,48 @@ async def test_command_reads_dotenv_in_the_working_folder(fakes, tmp_path):
 
 async def test_malformed_setting_skips_everything_else(tmp_path):
     results = await run_checks({"DISCORD_TOKEN": "a", "RUNCOMFY_API_TOKEN": "b", "LOG_LEVEL": "loud"})
-    assert [r.ok for r in results] == [False, None, None, None]
+    assert [r.ok for r in results] == [False, None, None, None, None]
     assert results[0].line().startswith('FAIL settings: LOG_LEVEL="loud" is invalid')
 
 
 async def test_runcomfy_out_of_credit_is_reported(fakes, tmp_path):
     fakes.runcomfy.fail_next("status", 402)
     results = await run_checks(environment(fakes, tmp_path))
-    assert results[-1].line() == ("FAIL runcomfy: token accepted, but the account is out of credit: top up the balance")
+    assert results[-2].line() == ("FAIL runcomfy: token accepted, but the account is out of credit: top up the balance")
+    fakes.runcomfy.out_of_credit = True
+    results = await run_checks(environment(fakes, tmp_path))
+    assert results[-1].line() == "FAIL price: the account is out of credit: top up the balance"
+
+
+@pytest.mark.parametrize(
+    ("model_info", "reason"),
+    [
+        ({"base_price_usd": -3}, "RunComfy quotes no usable per-image price (no usable base_price_usd)"),
+        ({"price_unit": "second"}, "RunComfy quotes no usable per-image price (the price is not per image)"),
+        (None, "RunComfy's price could not be read"),
+    ],
+)
+async def test_price_falls_back_to_the_setting_and_says_so(fakes, tmp_path, model_info, reason):
+    if model_info is None:
+        fakes.runcomfy.fail_next("model", 404)
+    else:
+        fakes.runcomfy.model_info = fakes.runcomfy.model_info | model_info
+    results = await run_checks(environment(fakes, tmp_path, PRICE_PER_IMAGE_USD="0.045"))
+    line = results[-1].line()
+    assert line.startswith(f"ok   price: {reason}")
+    assert line.endswith("PRICE_PER_IMAGE_USD ($0.045 per image) is used instead")
+
+
+async def test_no_price_check_with_a_refused_token(fakes, tmp_path):
+    results = await run_checks(environment(fakes, tmp_path, RUNCOMFY_API_TOKEN="wrong-token-value"))
+    assert results[-1].line() == "skip price: the token must be fixed first"
+    assert fakes.runcomfy.counts["model"] == 0
 
 
 async def test_heartbeat_in_another_folder_is_checked_too(fakes, tmp_path):
     results = await run_checks(environment(fakes, tmp_path, HEARTBEAT_PATH=str(tmp_path / "run" / "heartbeat")))
-    assert [r.name for r in results] == ["settings", "database folder", "heartbeat folder", "discord", "runcomfy"]
+    names = ["settings", "database folder", "heartbeat folder", "discord", "runcomfy", "price"]
+    assert [r.name for r in results] == names
     assert all(r.ok for r in results)
 
 

@@ -38,6 +38,9 @@ def test_generate_needs_only_runcomfy_token():
         ("JOB_DEADLINE_SECONDS", "nan", "number >= 1"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG"),
         ("DEV_GUILD_ID", "abc", "digits"),
+        ("PRICE_PER_IMAGE_USD", "-0.01", "dollar amount between 0 and 10"),
+        ("PRICE_PER_IMAGE_USD", "cheap", "dollar amount between 0 and 10"),
+        ("PRICE_PER_IMAGE_USD", "25", "dollar amount between 0 and 10"),
     ],
 )
 def test_malformed_values_are_named(name, value, expected):
@@ -98,3 +101,9 @@ def test_download_timeout_defaults_to_two_minutes_and_is_checked():
     assert load_settings({**TOKENS, "DOWNLOAD_TIMEOUT_SECONDS": "30"}, create_dirs=False).download_timeout_seconds == 30
     with pytest.raises(SettingsError, match=r"DOWNLOAD_TIMEOUT_SECONDS.*number >= 1"):
         load_settings({**TOKENS, "DOWNLOAD_TIMEOUT_SECONDS": "0"}, create_dirs=False)
+
+
+def test_price_per_image_is_exact_micro_dollars():
+    assert load_settings(TOKENS, create_dirs=False).price_per_image_usd_micros == 30_000
+    settings = load_settings({**TOKENS, "PRICE_PER_IMAGE_USD": "0.035"}, create_dirs=False)
+    assert settings.price_per_image_usd_micros == 35_000

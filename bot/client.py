@@ -15,6 +15,7 @@ from bot.command_tree import SeedreamTree
 from bot.health import Heartbeat
 from bot.jobs import JobService
 from bot.presenter import DiscordPresenter
+from bot.pricing import PriceBook
 from bot.quotas import QuotaDefaults, Quotas
 from bot.runcomfy import RunComfyClient
 from bot.settings import Settings, secrets_of
@@ -105,13 +106,16 @@ class SeedreamBot(commands.Bot):
                 secrets=secrets_of(settings),
                 download_timeout=settings.download_timeout_seconds,
             )
-        self.quotas = Quotas(self.storage, QuotaDefaults.from_settings(settings))
+        if getattr(self, "prices", None) is None:
+            self.prices = PriceBook(self.runcomfy, self.storage, settings.price_per_image_usd_micros)
+            await self.prices.load()
+        self.quotas = Quotas(self.storage, QuotaDefaults.from_settings(settings), price_per_image=self.prices.price)
         self.presenter = DiscordPresenter(self, self.storage, edit_interval=settings.status_edit_interval_seconds)
         workdir = settings.database_path.parent / "downloads"
         self.tracker = Tracker(
             self.storage, self.runcomfy, self.presenter, TrackerConfig.from_settings(settings, workdir)
         )
-        self.jobs = JobService(self.storage, self.quotas, self.runcomfy, self.tracker)
+        self.jobs = JobService(self.storage, self.quotas, self.runcomfy, self.tracker, prices=self.prices)
         self.heartbeat = Heartbeat(settings.heartbeat_path, status=self._health_status, alive=self._connected)
         self._resumed = False
 
@@ -128,6 +132,8 @@ class SeedreamBot(commands.Bot):
         Unfinished jobs stay in the database and are resumed at the next start.
         """
         self.accepting_commands = False
+        if getattr(self, "prices", None) is not None:
+            await self.prices.close()
         if getattr(self, "tracker", None) is not None:
             await self.tracker.close()
         if getattr(self, "heartbeat", None) is not None:
@@ -149,4 +155,5 @@ class SeedreamBot(commands.Bot):
             # Jobs are resumed once the guilds are known, so their channels and upload limits are too.
             self._resumed = True
             self.heartbeat.start()
+            self.prices.start()  # reads the price now, then hourly (every few minutes while out of credit)
             await self.tracker.resume()

@@ -38,6 +38,9 @@ class Job:
     started_at: float | None
     finished_at: float | None
     submitted_at: float | None = None  # when the submit request was sent
+    price_micros: int | None = None  # the quoted price per image when it was reserved (micro-dollars)
+    cost_micros: int | None = None  # what it cost: RunComfy's figure, or an estimate (see cost_estimated)
+    cost_estimated: bool = False
 
     @classmethod
     def from_row(cls, row: Iterable[Any]) -> Job:
@@ -46,12 +49,15 @@ class Job:
         values[_OPTIONS] = json.loads(values[_OPTIONS])
         values[_STATE] = JobState(values[_STATE])
         values[_SETTLED] = bool(values[_SETTLED])
+        values[_ESTIMATED] = bool(values[_ESTIMATED])
         return cls(*values)
 
 
 JOB_FIELDS = tuple(Job.__dataclass_fields__)
 JOB_COLUMNS = ", ".join(JOB_FIELDS)
-_OPTIONS, _STATE, _SETTLED = (JOB_FIELDS.index(name) for name in ("options", "state", "settled"))
+_OPTIONS, _STATE, _SETTLED, _ESTIMATED = (
+    JOB_FIELDS.index(name) for name in ("options", "state", "settled", "cost_estimated")
+)
 
 
 def new_job_id() -> str:

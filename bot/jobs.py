@@ -11,10 +11,12 @@ from collections.abc import Iterable
 from bot.jobstate import JobState
 from bot.logging_setup import for_job
 from bot.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
+from bot.pricing import PriceBook
 from bot.prompt_filter import PromptFilter
-from bot.quotas import Quotas
+from bot.quotas import QuotaRefused, Quotas
 from bot.runcomfy import (
     AuthError,
+    InsufficientBalanceError,
     JobHandle,
     RateLimitedError,
     RunComfyClient,
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 # A 429 answer means RunComfy did not take the job, so sending it again cannot charge twice.
 RATE_LIMITED_ATTEMPTS = 4
 RATE_LIMITED_MAX_WAIT = 10.0
+# Refused up front on every server while RunComfy says the account has no credit (see bot.pricing).
+OUT_OF_CREDIT = "The bot's RunComfy account is out of credit; the server's admins have been told."
 REQUEST_ID_PATIENCE = 600.0  # seconds to keep trying to record a request id while the database cannot be written
 
 
@@ -42,12 +46,14 @@ class JobService:
         tracker: Tracker,
         *,
         prompt_filter: PromptFilter | None = None,
+        prices: PriceBook | None = None,
     ) -> None:
         self.storage = storage
         self.quotas = quotas
         self.runcomfy = runcomfy
         self.tracker = tracker
         self.prompt_filter = prompt_filter or PromptFilter(storage)
+        self.prices = prices
 
     async def create(
         self,
@@ -72,6 +78,8 @@ class JobService:
         if mode is not None:
             options["mode"] = mode
         request = build_request(**options)
+        if self.prices is not None and self.prices.out_of_credit:
+            raise QuotaRefused(OUT_OF_CREDIT, reason="credit")
         await self.prompt_filter.check(guild_id, user_id, request.prompt)
         job = await self.quotas.reserve(
             guild_id, user_id, role_ids, request.images, channel_id=channel_id, options=request.options()
@@ -95,6 +103,8 @@ class JobService:
             log_outcome_unknown(job)
             return job
         except RunComfyError as exc:
+            if isinstance(exc, InsufficientBalanceError) and self.prices is not None:
+                await self.prices.mark_out_of_credit()
             if isinstance(exc, AuthError):
                 job_log.error("RunComfy rejected the API token; an admin must fix RUNCOMFY_API_TOKEN")
             else:

@@ -14,6 +14,10 @@ per user and day.
 Version 4: a final state `unknown` (RunComfy may have taken and billed a job whose request id was never
 recorded) and `submitted_at`, the time the submit request was sent. SQLite cannot change a CHECK
 constraint, so the jobs table is rebuilt (its indexes and triggers with it).
+Version 5: money, in whole micro-dollars. Per job the quoted price per image when it was reserved, and its cost
+(RunComfy's figure, or an estimate marked as such); per guild a budget in dollars and an alert channel; the guild's
+day counters gain the dollars spent (settled jobs' costs) and held (unsettled jobs' images x quoted price); and
+which budget alerts were sent in which period.
 """
 
 from __future__ import annotations
@@ -260,7 +264,67 @@ _V4 = (
     *_COUNT_TRIGGERS,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_SPENT = "(CASE WHEN {row}.settled THEN coalesce({row}.cost_micros, 0) ELSE 0 END)"
+_HELD = "(CASE WHEN {row}.settled THEN 0 ELSE {row}.images_reserved * coalesce({row}.price_micros, 0) END)"
+
+
+def _add_to_guild_days_v5(row: str, sign: str) -> str:
+    parts = (_DAY, _CHARGED, _RESERVED, _SPENT, _HELD)
+    day, charged, reserved, spent, held = (part.format(row=row) for part in parts)
+    return f"""
+        INSERT INTO guild_usage_days (guild_id, day, charged, reserved, spent_micros, held_micros)
+        SELECT {row}.guild_id, {day}, {sign}{charged}, {sign}{reserved}, {sign}{spent}, {sign}{held} WHERE true
+        ON CONFLICT (guild_id, day)
+        DO UPDATE SET charged = charged + excluded.charged, reserved = reserved + excluded.reserved,
+                      spent_micros = spent_micros + excluded.spent_micros,
+                      held_micros = held_micros + excluded.held_micros;"""
+
+
+_V5 = (
+    "ALTER TABLE jobs ADD COLUMN price_micros INTEGER CHECK (price_micros >= 0)",
+    "ALTER TABLE jobs ADD COLUMN cost_micros INTEGER CHECK (cost_micros >= 0)",
+    "ALTER TABLE jobs ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0 CHECK (cost_estimated IN (0, 1))",
+    "ALTER TABLE guilds ADD COLUMN budget_usd_micros INTEGER CHECK (budget_usd_micros >= 0)",
+    "ALTER TABLE guilds ADD COLUMN alert_channel_id INTEGER",
+    "ALTER TABLE guild_usage_days ADD COLUMN spent_micros INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE guild_usage_days ADD COLUMN held_micros INTEGER NOT NULL DEFAULT 0",
+    "DROP TRIGGER jobs_count_insert",
+    "DROP TRIGGER jobs_count_update",
+    "DROP TRIGGER jobs_count_delete",
+    f"""
+    CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
+        {_add_to_user_days("NEW", "+")}
+        {_add_to_guild_days_v5("NEW", "+")}
+    END
+    """,
+    f"""
+    CREATE TRIGGER jobs_count_update
+    AFTER UPDATE OF settled, images_charged, images_reserved, forgiven, price_micros, cost_micros ON jobs
+    BEGIN
+        {_add_to_user_days("OLD", "-")}
+        {_add_to_user_days("NEW", "+")}
+        {_add_to_guild_days_v5("OLD", "-")}
+        {_add_to_guild_days_v5("NEW", "+")}
+    END
+    """,
+    f"""
+    CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+        {_add_to_user_days("OLD", "-")}
+        {_add_to_guild_days_v5("OLD", "-")}
+    END
+    """,
+    """
+    CREATE TABLE budget_alerts (
+        guild_id INTEGER NOT NULL,
+        period_start INTEGER NOT NULL,
+        percent INTEGER NOT NULL,
+        sent_at REAL NOT NULL,
+        PRIMARY KEY (guild_id, period_start, percent)
+    ) WITHOUT ROWID
+    """,
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST_VERSION = len(MIGRATIONS)
 
 # Kept in step with the partial index above, so that queries using it match its condition exactly.

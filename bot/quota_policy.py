@@ -75,6 +75,7 @@ class GuildQuota:
     budget_images: int | None
     budget_period: str | None  # the budget's period in force (the guild's unless set); None without a budget
     is_default: bool  # nothing set by the guild: the settings' defaults apply
+    budget_usd_micros: int | None = None  # a dollar cap per budget period, beside or instead of images
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class GuildRow:
     max_concurrent: int | None = None
     budget_images: int | None = None
     budget_period: str | None = None
+    budget_usd_micros: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,21 +106,21 @@ class Snapshot:
     user_days: dict[int, tuple[int, int]] = field(default_factory=dict)  # day -> (charged, reserved)
     guild_days: dict[int, tuple[int, int]] = field(default_factory=dict)
     unfinished_jobs: int = 0
+    money_days: dict[int, tuple[int, int]] = field(default_factory=dict)  # day -> (spent, held) micro-dollars
 
 
 def guild_quota(defaults: QuotaDefaults, row: GuildRow | None) -> GuildQuota:
     row = row or GuildRow()
     period = row.period or defaults.period
+    has_budget = row.budget_images is not None or row.budget_usd_micros is not None
     return GuildQuota(
         images=defaults.images if row.images is None else row.images,
         period=period,
         max_concurrent=defaults.max_concurrent if row.max_concurrent is None else row.max_concurrent,
         budget_images=row.budget_images,
-        budget_period=None if row.budget_images is None else (row.budget_period or period),
-        is_default=row.images is None
-        and row.period is None
-        and row.max_concurrent is None
-        and row.budget_images is None,
+        budget_period=None if not has_budget else (row.budget_period or period),
+        is_default=row.images is None and row.period is None and row.max_concurrent is None and not has_budget,
+        budget_usd_micros=row.budget_usd_micros,
     )
 
 
@@ -166,3 +168,12 @@ def usage(limit: Limit, snapshot: Snapshot, now: float) -> Usage:
 def earliest_period_start(now: float) -> float:
     """The earliest start of any current period (week or month): how far back usage may need reading."""
     return min(periods.period_bounds(period, now)[0] for period in periods.PERIODS)
+
+
+def dollars_left(guild: GuildQuota, money_days: dict[int, tuple[int, int]], now: float) -> int | None:
+    """Micro-dollars left in the guild's dollar budget this budget period (spent and held counted); None: no cap."""
+    if guild.budget_usd_micros is None:
+        return None
+    start, _ = periods.period_bounds(guild.budget_period or guild.period, now)
+    spent, held = sum_days(money_days, start)
+    return max(0, guild.budget_usd_micros - spent - held)

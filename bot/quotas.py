@@ -23,6 +23,7 @@ the same however many jobs a server has run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -44,6 +45,7 @@ from bot.quota_policy import (
     Usage,
     check_count,
     day_number,
+    dollars_left,
     earliest_period_start,
     effective_limit,
     guild_quota,
@@ -70,6 +72,8 @@ class QuotaRefused(Exception):
 
 # One statement, one round trip: every row is (kind, id, a, b, c, p, q), meaning by kind:
 #   guild       -, quota_images, max_concurrent, budget_images, quota_period, budget_period
+#   money       -, budget_usd_micros
+#   money_day   day, spent micro-dollars, held micro-dollars   (the server's)
 #   user, role  target id, images (NULL: unlimited)
 #   user_day    day, charged, reserved   (the member's counters, from the earliest period start on)
 #   guild_day   day, charged, reserved   (the server's counters)
@@ -78,6 +82,11 @@ _SNAPSHOT_SQL = f"""
     SELECT 'guild' AS kind, NULL AS id, quota_images AS a, max_concurrent AS b, budget_images AS c,
            quota_period AS p, budget_period AS q
       FROM guilds WHERE guild_id = :guild
+    UNION ALL
+    SELECT 'money', NULL, budget_usd_micros, NULL, NULL, NULL, NULL FROM guilds WHERE guild_id = :guild
+    UNION ALL
+    SELECT 'money_day', day, spent_micros, held_micros, NULL, NULL, NULL
+      FROM guild_usage_days WHERE guild_id = :guild AND day >= :since
     UNION ALL
     SELECT kind, target_id, images, NULL, NULL, NULL, NULL
       FROM quota_overrides
@@ -110,10 +119,16 @@ def _snapshot(rows: Iterable[Any]) -> Snapshot:
     overrides: list[Override] = []
     user_days: dict[int, tuple[int, int]] = {}
     guild_days: dict[int, tuple[int, int]] = {}
+    money_days: dict[int, tuple[int, int]] = {}
+    budget_usd = None
     unfinished = 0
     for kind, key, a, b, c, p, q in rows:
         if kind == "guild":
             guild = GuildRow(images=a, max_concurrent=b, budget_images=c, period=p, budget_period=q)
+        elif kind == "money":
+            budget_usd = a
+        elif kind == "money_day":
+            money_days[int(key)] = (int(a), int(b))
         elif kind in ("user", "role"):
             overrides.append(Override(kind, int(key), a))
         elif kind == "user_day":
@@ -122,7 +137,9 @@ def _snapshot(rows: Iterable[Any]) -> Snapshot:
             guild_days[int(key)] = (int(a), int(b))
         else:
             unfinished = int(a)
-    return Snapshot(guild, overrides, user_days, guild_days, unfinished)
+    if guild is not None:
+        guild = dataclasses.replace(guild, budget_usd_micros=budget_usd)
+    return Snapshot(guild, overrides, user_days, guild_days, unfinished, money_days)
 
 
 class Quotas:
@@ -135,11 +152,17 @@ class Quotas:
         *,
         clock: Callable[[], float] = time.time,
         max_batch: int = 128,
+        price_per_image: Callable[[], int | None] = lambda: None,
     ) -> None:
-        """`max_batch`: how many reservations arriving together may share one transaction (see group_commit)."""
+        """`max_batch`: how many reservations arriving together may share one transaction (see group_commit).
+
+        `price_per_image`: the quoted price in micro-dollars (see `bot.pricing`); a reservation is checked against
+        a dollar budget with it, and the job keeps it to estimate its cost when RunComfy gives none.
+        """
         self._storage = storage
         self._defaults = defaults
         self._clock = clock
+        self._price = price_per_image
         self._batches = GroupCommit(storage, max_batch=max_batch)
 
     async def _read(
@@ -201,12 +224,14 @@ class Quotas:
         check_count("images", images, minimum=1)
         stored_options = options_json(options)
         roles = _role_list(role_ids)
+        price = self._price()
 
         def check_and_insert(connection: sqlite3.Connection) -> Job:  # runs on the database thread
             now = self._clock()
             parameters = _snapshot_parameters(guild_id, user_id, roles, now)
             snapshot = _snapshot(connection.execute(_SNAPSHOT_SQL, parameters).fetchall())
             _check_reservation(self._defaults, snapshot, images, now)
+            _check_dollars(self._defaults, snapshot, images, price, now)
             return insert_pending_job(
                 connection,
                 guild_id=guild_id,
@@ -215,6 +240,7 @@ class Quotas:
                 options_json=stored_options,
                 images=images,
                 now=now,
+                price_micros=price,
             )
 
         return await self._batches.run_sync(check_and_insert, clean=(QuotaRefused,), on_abandoned=self._give_back)
@@ -227,7 +253,7 @@ class Quotas:
 
     async def guild_settings(self, guild_id: int) -> GuildQuota:
         rows = await self._storage.fetchall(
-            """SELECT quota_images, quota_period, max_concurrent, budget_images, budget_period
+            """SELECT quota_images, quota_period, max_concurrent, budget_images, budget_period, budget_usd_micros
                  FROM guilds WHERE guild_id = ?""",
             (guild_id,),
         )
@@ -257,19 +283,34 @@ class Quotas:
         )
         return await self.guild_settings(guild_id)
 
-    async def set_budget(self, guild_id: int, images: int | None, period: str | None = None) -> GuildQuota:
-        """Set the server-wide budget (images per period; the guild's period if None); None images: no budget."""
+    async def set_budget(
+        self, guild_id: int, images: int | None, period: str | None = None, *, usd_micros: int | None = None
+    ) -> GuildQuota:
+        """Set the server-wide budget per period (the guild's period if None): a cap in images, in dollars
+        (micro-dollars), or both; with neither the server has no budget."""
         _optional_count("images", images)
+        _optional_count("usd_micros", usd_micros)
         if period is not None:
             periods.check_period(period)
-        if images is None:
+        if images is None and usd_micros is None:
             period = None
         await self._storage.write(
-            """INSERT INTO guilds (guild_id, budget_images, budget_period) VALUES (:g, :i, :p)
-               ON CONFLICT (guild_id) DO UPDATE SET budget_images = :i, budget_period = :p""",
-            {"g": guild_id, "i": images, "p": period},
+            """INSERT INTO guilds (guild_id, budget_images, budget_period, budget_usd_micros) VALUES (:g, :i, :p, :u)
+               ON CONFLICT (guild_id) DO UPDATE SET budget_images = :i, budget_period = :p, budget_usd_micros = :u""",
+            {"g": guild_id, "i": images, "p": period, "u": usd_micros},
         )
         return await self.guild_settings(guild_id)
+
+    async def guild_spend(self, guild_id: int) -> tuple[int, int]:
+        """(spent, held) micro-dollars this budget period: settled jobs' costs, unfinished jobs' quoted images."""
+        guild = await self.guild_settings(guild_id)
+        start, _ = periods.period_bounds(guild.budget_period or guild.period, self._clock())
+        rows = await self._storage.fetchall(
+            """SELECT coalesce(sum(spent_micros), 0), coalesce(sum(held_micros), 0) FROM guild_usage_days
+                WHERE guild_id = ? AND day >= ?""",
+            (guild_id, day_number(start)),
+        )
+        return int(rows[0][0]), int(rows[0][1])
 
     async def _set_override(self, guild_id: int, kind: str, target_id: int, images: int | None) -> None:
         _optional_count("images", images)
@@ -343,6 +384,22 @@ def _check_reservation(defaults: QuotaDefaults, snapshot: Snapshot, images: int,
         if left < images:
             message = quota_messages.over_budget(guild.budget_images, left, images, guild.budget_period, end)
             raise QuotaRefused(message, reason="budget", resets_at=end)
+
+
+def _check_dollars(defaults: QuotaDefaults, snapshot: Snapshot, images: int, price: int | None, now: float) -> None:
+    """Raise `QuotaRefused` if `images` at the quoted `price` would pass the server's dollar budget.
+
+    Members see images, not dollars: the refusal says how many images the money left still buys.
+    """
+    guild = guild_quota(defaults, snapshot.guild)
+    left = dollars_left(guild, snapshot.money_days, now)
+    if left is None or not price or images * price <= left:
+        return
+    assert guild.budget_usd_micros is not None
+    _, end = periods.period_bounds(guild.budget_period or guild.period, now)
+    left_images, budget_images = left // price, guild.budget_usd_micros // price
+    message = quota_messages.over_budget(budget_images, left_images, images, guild.budget_period, end)
+    raise QuotaRefused(message, reason="budget", resets_at=end)
 
 
 def _optional_count(name: str, value: int | None) -> int | None:

@@ -52,13 +52,21 @@ class Transaction:
         return rows[0] if rows else None
 
     async def insert_job(
-        self, *, guild_id: int, channel_id: int, user_id: int, options_json: str, images: int, now: float
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        options_json: str,
+        images: int,
+        now: float,
+        price_micros: int | None = None,
     ) -> Job:
-        """Insert a pending job holding `images` reserved images."""
+        """Insert a pending job holding `images` reserved images (quoted at `price_micros` each)."""
         while True:
             try:
                 row = await self.fetchone(_INSERT_JOB_SQL, (new_job_id(), guild_id, channel_id, user_id, options_json,
-                                                            images, now, now))  # fmt: skip
+                                                            images, now, now, price_micros))  # fmt: skip
             except sqlite3.IntegrityError as exc:
                 if "jobs.id" not in str(exc):
                     raise
@@ -68,8 +76,8 @@ class Transaction:
 
 
 _INSERT_JOB_SQL = f"""INSERT INTO jobs (id, guild_id, channel_id, user_id, options, state, images_reserved,
-                                        created_at, updated_at)
-                      VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING {JOB_COLUMNS}"""
+                                        created_at, updated_at, price_micros)
+                      VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING {JOB_COLUMNS}"""
 
 
 def insert_pending_job(
@@ -81,12 +89,14 @@ def insert_pending_job(
     options_json: str,
     images: int,
     now: float,
+    price_micros: int | None = None,
 ) -> Job:
     """`Transaction.insert_job`, blocking, for a body run by `Storage.run_transaction`."""
     while True:
         try:
             row = connection.execute(
-                _INSERT_JOB_SQL, (new_job_id(), guild_id, channel_id, user_id, options_json, images, now, now)
+                _INSERT_JOB_SQL,
+                (new_job_id(), guild_id, channel_id, user_id, options_json, images, now, now, price_micros),
             ).fetchone()
         except sqlite3.IntegrityError as exc:
             if "jobs.id" not in str(exc):
@@ -310,7 +320,9 @@ class Storage:
         """End a job and settle its quota in one statement: charge what was delivered, give back the rest.
 
         Only a delivered job is charged (at most what it reserved). Exactly once: on a job already settled
-        this changes nothing and returns it as it is.
+        this changes nothing and returns it as it is. A job whose cost RunComfy did not give (`record_cost`) gets
+        an estimate, marked as one: images posted x its quoted price; for an unknown outcome, the images asked
+        (it may have been billed).
         """
         final = JobState(final)
         if not final.terminal:
@@ -323,16 +335,20 @@ class Storage:
                 return job
             check_transition(job.state, final)
             charged = min(images_delivered, job.images_reserved) if final is JobState.DELIVERED else 0
+            billable = job.images_reserved if final is JobState.UNKNOWN else charged
             now = self._clock()
             rows = await self.write(
                 f"""UPDATE jobs SET state = :final, images_delivered = :delivered, images_charged = :charged,
                         settled = 1, queue_position = NULL, error = coalesce(:error, error),
-                        updated_at = :now, finished_at = :now
+                        updated_at = :now, finished_at = :now,
+                        cost_micros = coalesce(cost_micros, :billable * price_micros),
+                        cost_estimated = (cost_micros IS NULL)
                     WHERE id = :id AND state = :old AND settled = 0 RETURNING {JOB_COLUMNS}""",
                 {
                     "final": final.value,
                     "delivered": images_delivered,
                     "charged": charged,
+                    "billable": billable,
                     "error": error,
                     "now": now,
                     "id": job_id,
@@ -341,6 +357,14 @@ class Storage:
             )
             if rows:
                 return Job.from_row(rows[0])
+
+    async def record_cost(self, job_id: str, cost_micros: int) -> None:
+        """Keep what RunComfy says a job cost; once settled, a job's cost no longer changes."""
+        if cost_micros < 0:
+            raise ValueError("cost_micros must be >= 0")
+        await self.write(
+            "UPDATE jobs SET cost_micros = ?, cost_estimated = 0 WHERE id = ? AND settled = 0", (cost_micros, job_id)
+        )
 
     async def set_reply(
         self,

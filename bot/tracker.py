@@ -322,6 +322,8 @@ class Tracker:
     async def _complete(self, job: Job, watch: _Watch, result: JobResult | None = None) -> float | None:
         if result is None:
             result = await self._runcomfy.result(job.request_id)
+        if result.cost_micros is not None:
+            await self._storage.record_cost(job.id, result.cost_micros)
         if result.state is RemoteState.CANCELLED:
             await self._end(job, JobState.CANCELLED)
             return None

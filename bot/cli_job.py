@@ -118,11 +118,13 @@ class Interrupts:
 
     def _on_sigint(self) -> None:
         self._count += 1
-        self.event.set()
         if self._count == 1:
+            self.event.set()
             self._progress.end_line()
             note("Stopping: press Ctrl-C again to quit at once.")
         elif self._task is not None:
+            # Not setting the event too: Python 3.11's wait_for returns a wait that has just finished and drops
+            # the cancellation that came with it.
             self._task.cancel()
 
     def close(self) -> None:

@@ -445,3 +445,22 @@ async def test_a_dripping_image_is_given_up_after_download_timeout_seconds(fake_
     assert process.returncode == cli_generate.EXIT_API
     assert asyncio.get_running_loop().time() - started < 15
     assert len(out.decode().splitlines()) == 1 and "did not finish within 1 s" in err.decode()
+
+
+async def test_a_second_ctrl_c_during_a_pause_stops_the_command():
+    """The second Ctrl-C must not be swallowed by the pause's own wait for the first one."""
+
+    async def follow() -> None:
+        interrupts = cli_job.Interrupts(cli_job.Progress(io.StringIO()))
+        interrupts._on_sigint()  # the first Ctrl-C, dealt with by the job loop
+        interrupts.event.clear()
+        asyncio.get_running_loop().call_later(0.05, interrupts._on_sigint)
+        try:
+            for _ in range(3):  # the loop goes on pausing until told to stop
+                await asyncio.wait_for(interrupts.event.wait(), 1)
+                interrupts.event.clear()
+        finally:
+            interrupts.close()
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(follow())

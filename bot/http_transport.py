@@ -16,7 +16,7 @@ httpx, and proxies from the environment are not used.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 import aiohttp
 import httpx
@@ -78,6 +78,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False
             )
         return self._session
+
+    async def call(
+        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None, timeouts: httpx.Timeout
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One small exchange read in full: (status, headers, body), without building httpx's request and response.
+
+        For the API calls, which are many; failures are raised as the same httpx errors as for any request. The
+        answer is asked for uncompressed (the session leaves bodies as they come, for httpx to decode).
+        """
+        with _mapped_errors():
+            async with self._open().request(
+                method,
+                url,
+                headers={**headers, "Accept-Encoding": "identity"},
+                data=body,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=timeouts.pool, sock_connect=timeouts.connect, sock_read=timeouts.read
+                ),
+            ) as response:
+                return response.status, response.headers, await response.read()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})

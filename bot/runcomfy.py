@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json as jsonlib
 import logging
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -208,11 +209,9 @@ class RunComfyClient:
         self._redact = Redactor(self._secrets)
         self._base_url = base_url.rstrip("/")
         self._owns_http = http is None
-        if http is None:
-            # aiohttp carries the API calls: far less CPU per request than httpx's own pool (see bot.http_transport).
-            transport = AiohttpTransport(max_connections=max_concurrent_requests)
-            http = httpx.AsyncClient(follow_redirects=False, transport=transport)
-        self._http = http
+        # aiohttp carries the API calls: far less CPU per request than httpx (see bot.http_transport).
+        self._fast = AiohttpTransport(max_connections=max_concurrent_requests) if http is None else None
+        self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False, transport=self._fast)
         self._retry = retry or RetryPolicy()
         self._semaphore = asyncio.Semaphore(max_concurrent_requests)
         # pool=None: waiting for a pooled connection is bounded by the semaphore and the other calls' time-outs.
@@ -361,12 +360,21 @@ class RunComfyClient:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         try:
             async with self._semaphore:
-                response = await self._http.request(
-                    method, self._base_url + path, json=json, headers=headers, timeout=timeouts
+                if self._fast is None:
+                    response = await self._http.request(
+                        method, self._base_url + path, json=json, headers=headers, timeout=timeouts
+                    )
+                    return self._decode(response.status_code, response.headers, response.content)
+                body = None
+                if json is not None:
+                    body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+                    headers["Content-Type"] = "application/json"
+                status, answer_headers, content = await self._fast.call(
+                    method, self._base_url + path, headers=headers, body=body, timeouts=timeouts
                 )
         except httpx.HTTPError as exc:
             raise transport_error(exc, secrets=self._secrets) from exc
-        return self._decode(response)
+        return self._decode(status, answer_headers, content)
 
     def _own_request_id(self, value: Any) -> str:
         """A request id fit to use and show: well-formed, and not carrying any piece of a secret."""
@@ -382,17 +390,16 @@ class RunComfyClient:
             log.warning("RunComfy listed %d output URL(s) carrying a secret; they are ignored", len(urls) - len(kept))
         return kept
 
-    def _decode(self, response: httpx.Response) -> dict[str, Any]:
-        status = response.status_code
+    def _decode(self, status: int, headers: Mapping[str, str], content: bytes) -> dict[str, Any]:
         try:
-            body: Any = response.json()
+            body: Any = jsonlib.loads(content)
         except ValueError:
             body = None
         secrets = self._secrets
         if not 200 <= status < 300:
-            raise error_from_answer(status, body, response.headers, secrets=secrets)
+            raise error_from_answer(status, body, headers, secrets=secrets)
         if not isinstance(body, dict):
             raise malformed_answer(status, "not a JSON object")
         if has_error_code(body):
-            raise error_from_answer(status, body, response.headers, secrets=secrets)
+            raise error_from_answer(status, body, headers, secrets=secrets)
         return body

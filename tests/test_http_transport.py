@@ -100,3 +100,28 @@ async def test_a_body_left_unread_does_not_hold_a_connection(client):
                 assert response.status_code == 200
     finally:
         await runner.cleanup()
+
+
+async def test_a_whole_small_exchange_without_httpx_objects_asks_for_an_uncompressed_answer():
+    seen = []
+
+    async def echo(request):
+        seen.append((dict(request.headers), await request.read()))
+        return web.json_response({"ok": True}, headers={"X-Answer": "yes"})
+
+    runner, url = await serve(echo)
+    transport = AiohttpTransport(max_connections=2)
+    try:
+        status, headers, body = await transport.call(
+            "POST", url + "/x", headers={"Authorization": "Bearer t"}, body=b"{}", timeouts=httpx.Timeout(2)
+        )
+        with pytest.raises(httpx.ConnectError):
+            await transport.call("GET", f"http://127.0.0.1:{free_port()}/", headers={}, body=None,
+                                 timeouts=httpx.Timeout(2))  # fmt: skip
+    finally:
+        await transport.aclose()
+        await runner.cleanup()
+
+    assert (status, headers["x-answer"], body) == (200, "yes", b'{"ok": true}')
+    [(sent, payload)] = seen
+    assert (sent["Authorization"], sent["Accept-Encoding"], payload) == ("Bearer t", "identity", b"{}")

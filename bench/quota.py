@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.quotas import QuotaDefaults, Quotas
-from bot.storage import Storage
+from bot.engine.quotas import QuotaDefaults, Quotas
+from bot.store.database import Storage
 
 TARGET_RATE = 1_000
 TARGET_P99_MS = 20.0

@@ -33,7 +33,8 @@ def _command(commands: Any, name: str, summary: str, description: str, epilog: s
 
 
 def _parser() -> argparse.ArgumentParser:
-    from bot import cli_fetch, cli_generate
+    from bot.cli import fetch as cli_fetch
+    from bot.cli import generate as cli_generate
 
     parser = argparse.ArgumentParser(
         prog="seedream-bot",
@@ -86,22 +87,22 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "run"
     try:
         if command == "generate":
-            from bot import cli_generate
+            from bot.cli import generate as cli_generate
 
             return cli_generate.main(args)
         if command == "fetch":
-            from bot import cli_fetch
+            from bot.cli import fetch as cli_fetch
 
             return cli_fetch.main(args)
         if command == "check":
-            from bot import check
+            from bot.cli import check
 
             return check.main()
         if command == "health":
-            from bot import health
+            from bot.cli import health
 
             return health.main(max_age=args.max_age)
-        from bot import runner
+        from bot.discord import runner
 
         return runner.main()
     except SettingsError as exc:

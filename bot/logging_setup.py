@@ -158,7 +158,7 @@ class _RedactingFormatter(logging.Formatter):
 
 
 class TextFormatter(_RedactingFormatter):
-    """`2025-01-31T12:00:00.123Z INFO bot.tracker submitted job=12 guild=34 user=56 request_id=abc`."""
+    """`2025-01-31T12:00:00.123Z INFO bot.engine.tracker submitted job=12 guild=34 user=56 request_id=abc`."""
 
     def render(self, record: logging.LogRecord) -> str:
         message = record.getMessage().replace("\r", "\\r").replace("\n", "\\n")

@@ -15,7 +15,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from bot.money import MAX_PRICE_PER_IMAGE_MICROS, parse_usd
+from bot.domain.money import MAX_PRICE_PER_IMAGE_MICROS, parse_usd
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")

@@ -8,9 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.buttons import CancelButton
-from bot.job_start import start_job
-from bot.seedream import DEFAULT_ASPECT, MAX_PROMPT_CHARS, MAX_SEED, Aspect, Mode, ValidationError, build_request
+from bot.discord.buttons import CancelButton
+from bot.discord.job_start import start_job
+from bot.domain.seedream import DEFAULT_ASPECT, MAX_PROMPT_CHARS, MAX_SEED, Aspect, Mode, ValidationError, build_request
 
 log = logging.getLogger(__name__)
 

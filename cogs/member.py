@@ -6,11 +6,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import periods, quota_format
-from bot.buttons import AgainButton, CancelButton
-from bot.jobstate import JobState
-from bot.status_render import render_status, shorten
-from bot.storage import Job
+from bot.discord import quota_format
+from bot.discord.buttons import AgainButton, CancelButton
+from bot.discord.status import render_status, shorten
+from bot.domain import periods
+from bot.domain.job_state import JobState
+from bot.store.database import Job
 
 RECENT_JOBS = 10
 PROMPT_CHARS = 60

@@ -1,4 +1,4 @@
-"""/filter: admins block words or patterns in prompts (see `bot.prompt_filter` for the syntax)."""
+"""/filter: admins block words or patterns in prompts (see `bot.engine.prompt_filter` for the syntax)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import periods, quota_format
-from bot.prompt_filter import MAX_TERM_CHARS, MAX_TERMS, PromptFilter, TermError
+from bot.discord import quota_format
+from bot.domain import periods
+from bot.engine.prompt_filter import MAX_TERM_CHARS, MAX_TERMS, PromptFilter, TermError
 
 log = logging.getLogger(__name__)
 

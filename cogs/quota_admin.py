@@ -12,9 +12,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import periods, quota_format
-from bot.quota_policy import Override
-from bot.quotas import GuildQuota, Quotas
+from bot.discord import quota_format
+from bot.domain import periods
+from bot.domain.quota_policy import Override
+from bot.engine.quotas import GuildQuota, Quotas
 
 log = logging.getLogger(__name__)
 

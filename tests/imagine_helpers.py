@@ -7,10 +7,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bot.client import SeedreamBot
-from bot.jobstate import JobState
-from bot.runcomfy import RunComfyClient
-from bot.storage import Job
+from bot.discord.bot import SeedreamBot
+from bot.domain.job_state import JobState
+from bot.runcomfy.client import RunComfyClient
+from bot.store.database import Job
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_routes import InteractionState

@@ -1,0 +1,124 @@
+"""`seedream-bot generate`: one image set from the terminal, saved into a folder.
+
+Following the job and saving its images is `bot.cli.job`, shared with `seedream-bot fetch`. Ctrl-C cancels a queued
+job at RunComfy; a generating one cannot be cancelled, so the command keeps waiting (a second Ctrl-C quits) and says
+how to collect the images later.
+Exit codes: 0 done, 2 bad input or settings, 3 token refused, 4 RunComfy failure or failed job, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from bot.cli.job import (
+    EXIT_API,
+    EXIT_AUTH,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    Interrupts,
+    Job,
+    Progress,
+    checked_folder,
+    describe,
+    error,
+    fetch_command,
+    note,
+    save_images,
+    wait_for_result,
+)
+from bot.domain.seedream import DEFAULT_ASPECT, MAX_IMAGES, MIN_IMAGES, SeedreamRequest, ValidationError, build_request
+from bot.logging_setup import configure_logging
+from bot.runcomfy.client import AuthError, RunComfyClient, RunComfyError
+from bot.settings import Settings, SettingsError, load_settings, secrets_of
+
+__all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "describe", "main"]
+
+DESCRIPTION = (
+    "Generate one Seedream 4.0 image set at RunComfy and save it in a folder. This is a real, paid job "
+    "(about USD 0.03 per image). Needs only RUNCOMFY_API_TOKEN."
+)
+EPILOG = """\
+defaults: --aspect 16:9 (2560x1440), --mode fast, --images the count the prompt states, else 3, --seed random.
+The images are saved as seedream_<request>_01.png ... (or .jpg/.webp, as RunComfy made them).
+
+Ctrl-C cancels a job still queued. Once it is generating it cannot be cancelled: Ctrl-C then keeps waiting
+(a second Ctrl-C quits) and prints the command that collects the images later: seedream-bot fetch.
+
+exit codes: 0 done, 2 bad input or settings, 3 token refused, 4 RunComfy failure or failed job, 130 interrupted.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", help='what to draw; it may state the count, e.g. "4 images of a lighthouse"')
+    parser.add_argument(
+        "--images",
+        type=int,
+        help=f"number of images, {MIN_IMAGES} to {MAX_IMAGES} (default: the count in the prompt, else 3)",
+    )
+    parser.add_argument(
+        "--aspect",
+        default=DEFAULT_ASPECT.ratio,
+        help="1:1, 4:3, 3:4, 16:9, 9:16, 3:2, 2:3 or 21:9 (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, help="a whole number, for repeatable results (default: random)")
+    parser.add_argument("--mode", default="fast", help="fast or standard: better, slower (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("."), help="folder for the images (default: here)")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        request = build_request(args.prompt, args.images, args.aspect, args.seed, args.mode)
+        settings = load_settings(require="generate", create_dirs=False)
+    except (ValidationError, SettingsError) as exc:
+        error(str(exc))
+        return EXIT_INPUT
+    configure_logging(settings)  # warnings quote RunComfy's answers: they go out masked, like the bot's logs
+    problem = checked_folder(args.out)
+    if problem:
+        error(problem)
+        return EXIT_INPUT
+    return asyncio.run(_generate(request, settings, args.out))
+
+
+async def _generate(request: SeedreamRequest, settings: Settings, out: Path) -> int:
+    progress = Progress(sys.stderr)
+    interrupts = Interrupts(progress)
+    client = RunComfyClient(
+        settings.runcomfy_api_token,
+        settings.runcomfy_base_url,
+        max_concurrent_requests=settings.runcomfy_max_concurrent_requests,
+        secrets=secrets_of(settings),
+        download_timeout=settings.download_timeout_seconds,
+    )
+    started = asyncio.get_running_loop().time()
+    job = Job(client, settings, out, progress, interrupts, started, request.images, request.options())
+    try:
+        async with client:
+            progress.show("Submitting to RunComfy...", "submit")
+            handle = await client.submit(request)  # not interrupted: once sent, the job must be known to be cancelled
+            progress.end_line()
+            job.rid = handle.request_id
+            note(f"Request {job.rid}: {request.images} image(s), {request.aspect.ratio}, {request.mode.value} mode.")
+            result = await wait_for_result(job)
+            return result if isinstance(result, int) else await save_images(job, result)
+    except asyncio.CancelledError:
+        progress.end_line()
+        if job.rid is None:
+            error("Stopped at once; a request already sent to RunComfy was left as it was.")
+        else:
+            error(f"Stopped at once; job {job.rid} was left as it was at RunComfy.")
+            note(f"To collect its images later: {fetch_command(job.rid, out)}")
+        return EXIT_INTERRUPTED
+    except AuthError:
+        progress.end_line()
+        error("RunComfy refused the API token: check RUNCOMFY_API_TOKEN (RunComfy profile > API Keys).")
+        return EXIT_AUTH
+    except RunComfyError as exc:
+        progress.end_line()
+        error(f"{exc.user_message} ({exc})")
+        return EXIT_API
+    finally:
+        interrupts.close()

@@ -1,0 +1,116 @@
+"""Buttons that keep working after a restart: the job id lives in the custom_id."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import discord
+
+from bot.discord.job_start import refuse, start_job
+from bot.discord.tree import GENERIC_ERROR, RESTARTING
+from bot.domain.seedream import MAX_SEED
+from bot.engine.tracker import CancelReply
+from bot.logging_setup import for_job
+
+log = logging.getLogger(__name__)
+
+CANCEL_ANSWERS = {
+    CancelReply.CANCELLED: "🚫 Cancelled. The images it reserved were given back.",
+    CancelReply.NOT_CANCELLABLE: (
+        "This job is already generating, and RunComfy cannot stop a job once it runs. "
+        "The images will be posted when they are ready."
+    ),
+    CancelReply.REFUSED: (
+        "RunComfy would not cancel the job just now; it is still queued. Please try the Cancel button again in a "
+        "moment."
+    ),
+    CancelReply.FINISHED: "This job has already finished.",
+    CancelReply.NOT_SUBMITTED_YET: "The job is still being sent to RunComfy; try again in a few seconds.",
+    CancelReply.UNKNOWN_JOB: "I don't know this job any more.",
+    CancelReply.UNAVAILABLE: "RunComfy could not be reached to cancel the job. Please try again in a moment.",
+}
+UNKNOWN_JOB = CANCEL_ANSWERS[CancelReply.UNKNOWN_JOB]
+
+
+class CancelButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"seedream:cancel:(?P<job_id>[0-9a-zA-Z_-]{1,40})"
+):
+    def __init__(self, job_id: str, *, label: str = "Cancel") -> None:
+        self.job_id = job_id
+        super().__init__(
+            discord.ui.Button(
+                label=label, style=discord.ButtonStyle.danger, custom_id=f"seedream:cancel:{job_id}", emoji="✖️"
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> CancelButton:
+        return cls(match["job_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = interaction.client
+        job = await bot.storage.get_job(self.job_id)
+        if job is None or job.guild_id != interaction.guild_id:
+            await interaction.response.send_message(CANCEL_ANSWERS[CancelReply.UNKNOWN_JOB], ephemeral=True)
+            return
+        permissions = interaction.permissions
+        if interaction.user.id != job.user_id and not (permissions.manage_guild or permissions.administrator):
+            await interaction.response.send_message(
+                "Only the member who started this job, or someone with Manage Server, can cancel it.", ephemeral=True
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = await bot.tracker.cancel(job.id)
+        for_job(log, job).info("cancel clicked by user %s -> %s", interaction.user.id, reply.value)
+        await interaction.followup.send(CANCEL_ANSWERS[reply], ephemeral=True)
+
+
+class AgainButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"seedream:again:(?P<job_id>[0-9a-zA-Z_-]{1,40})"
+):
+    """Start a new job with the same options and a new random seed, for whoever clicks (on their own quota)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            discord.ui.Button(
+                label="Again", style=discord.ButtonStyle.secondary, custom_id=f"seedream:again:{job_id}", emoji="🔁"
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> AgainButton:
+        return cls(match["job_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = interaction.client
+        if not getattr(bot, "accepting_commands", True):
+            await interaction.response.send_message(RESTARTING, ephemeral=True)
+            return
+        job = await bot.storage.get_job(self.job_id)
+        if job is None or interaction.guild_id is None or job.guild_id != interaction.guild_id:
+            await interaction.response.send_message(UNKNOWN_JOB, ephemeral=True)
+            return
+        for_job(log, job).info("Again clicked by user %s", interaction.user.id)
+        try:
+            # A seed of its own (not left to RunComfy) so the new set shows it and can be made again.
+            again = await start_job(interaction, {**job.options, "seed": secrets.randbelow(MAX_SEED + 1)})
+        except Exception:
+            for_job(log, job).exception("Again failed for user %s", interaction.user.id)
+            await refuse(interaction, GENERIC_ERROR)
+            return
+        if again is not None:
+            for_job(log, job).info("started again as job %s", again.id)
+
+
+def job_view(job_id: str, *, cancellable: bool, finished: bool = False) -> discord.ui.View | None:
+    """The buttons under a status message: Cancel while it can be cancelled, Again once the job is finished."""
+    if not (cancellable or finished):
+        return None
+    view = discord.ui.View(timeout=None)
+    if cancellable:
+        view.add_item(CancelButton(job_id))
+    if finished:
+        view.add_item(AgainButton(job_id))
+    return view

@@ -1,0 +1,92 @@
+"""The command tree: refuses commands while shutting down and turns errors into polite answers."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from bot.store.database import storage_failure
+
+log = logging.getLogger(__name__)
+
+RESTARTING = "The bot is restarting. Please try again in a minute."
+GENERIC_ERROR = "Something went wrong on my side. Please try again; if it keeps happening, tell a server admin."
+STORAGE_UNAVAILABLE = "I can't save anything right now (my storage is failing), so nothing was reserved; try later."
+
+
+class SeedreamTree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if getattr(self.client, "accepting_commands", True):
+            return True
+        await interaction.response.send_message(RESTARTING, ephemeral=True)
+        return False
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        if isinstance(error, app_commands.CheckFailure):
+            text = _check_failure_text(error)
+        elif isinstance(error, app_commands.CommandSignatureMismatch):
+            # A payload not made by Discord's command picker, or commands still being updated.
+            log.warning("/%s called with options that do not match its definition", error.command.qualified_name)
+            text = _mismatch_text(interaction, error.command)
+        else:
+            original = getattr(error, "original", error)
+            command = interaction.command.qualified_name if interaction.command else "?"
+            cause = storage_failure(original)
+            if cause is not None:
+                log.error(
+                    "command /%s failed in guild %s for user %s: %s", command, interaction.guild_id,
+                    interaction.user.id, cause,
+                )  # fmt: skip
+                await answer_privately(interaction, STORAGE_UNAVAILABLE, replace_deferral=True)
+                return
+            log.error(
+                "command /%s failed in guild %s for user %s",
+                command,
+                interaction.guild_id,
+                interaction.user.id,
+                exc_info=original,
+            )
+            text = GENERIC_ERROR
+        await answer_privately(interaction, text)
+
+
+def _check_failure_text(error: app_commands.CheckFailure) -> str:
+    if isinstance(error, app_commands.MissingPermissions):
+        return "You need the Manage Server permission to use this command."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command works in a server, not in direct messages."
+    return str(error) or "You can't use this command here."
+
+
+def _mismatch_text(interaction: discord.Interaction, command: object) -> str:
+    given = set(vars(interaction.namespace))
+    missing = [
+        f"`{parameter.name}`"
+        for parameter in getattr(command, "parameters", [])
+        if parameter.required and parameter.name not in given
+    ]
+    name = getattr(command, "qualified_name", "?")
+    if missing:
+        return f"`/{name}` needs {', '.join(missing)}. Please pick the command from Discord's list and fill it in."
+    return f"`/{name}` got options it does not know. Please pick the command from Discord's list and try again."
+
+
+async def answer_privately(interaction: discord.Interaction, text: str, *, replace_deferral: bool = False) -> None:
+    """An ephemeral answer, whether or not the interaction was already acknowledged.
+
+    `replace_deferral`: delete a public "thinking…" response first, so the answer is not shown in its place.
+    """
+    try:
+        if replace_deferral and interaction.response.is_done():
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException:
+                log.debug("the deferred response was already gone")
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell user %s about an error (interaction gone)", interaction.user.id)

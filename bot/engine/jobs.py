@@ -1,0 +1,144 @@
+"""Creating and submitting jobs: validate, filter the prompt, reserve images, submit once, then track."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable
+
+from bot.domain.job_state import JobState
+from bot.domain.seedream import SeedreamRequest, build_request
+from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
+from bot.engine.pricing import PriceBook
+from bot.engine.prompt_filter import PromptFilter
+from bot.engine.quotas import QuotaRefused, Quotas
+from bot.engine.tracker import Tracker
+from bot.logging_setup import for_job
+from bot.runcomfy.client import (
+    AuthError,
+    InsufficientBalanceError,
+    JobHandle,
+    RateLimitedError,
+    RunComfyClient,
+    RunComfyError,
+    SubmissionOutcomeUnknown,
+)
+from bot.store.database import Job, Storage
+
+log = logging.getLogger(__name__)
+
+# A 429 answer means RunComfy did not take the job, so sending it again cannot charge twice.
+RATE_LIMITED_ATTEMPTS = 4
+RATE_LIMITED_MAX_WAIT = 10.0
+# Refused up front on every server while RunComfy says the account has no credit (see bot.pricing).
+OUT_OF_CREDIT = "The bot's RunComfy account is out of credit; the server's admins have been told."
+REQUEST_ID_PATIENCE = 600.0  # seconds to keep trying to record a request id while the database cannot be written
+
+
+class JobService:
+    def __init__(
+        self,
+        storage: Storage,
+        quotas: Quotas,
+        runcomfy: RunComfyClient,
+        tracker: Tracker,
+        *,
+        prompt_filter: PromptFilter | None = None,
+        prices: PriceBook | None = None,
+    ) -> None:
+        self.storage = storage
+        self.quotas = quotas
+        self.runcomfy = runcomfy
+        self.tracker = tracker
+        self.prompt_filter = prompt_filter or PromptFilter(storage)
+        self.prices = prices
+
+    async def create(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        role_ids: Iterable[int],
+        prompt: str,
+        images: int | None = None,
+        aspect: str | None = None,
+        seed: int | None = None,
+        mode: str | None = None,
+    ) -> tuple[Job, SeedreamRequest]:
+        """Validate the options, check the prompt filter, then reserve the images.
+
+        Raises ValidationError (PromptBlocked, a subclass, for a blocked prompt: nothing is reserved) or QuotaRefused.
+        """
+        options = {"prompt": prompt, "images": images, "seed": seed}
+        if aspect is not None:
+            options["aspect"] = aspect
+        if mode is not None:
+            options["mode"] = mode
+        request = build_request(**options)
+        if self.prices is not None and self.prices.out_of_credit:
+            raise QuotaRefused(OUT_OF_CREDIT, reason="credit")
+        await self.prompt_filter.check(guild_id, user_id, request.prompt)
+        job = await self.quotas.reserve(
+            guild_id, user_id, role_ids, request.images, channel_id=channel_id, options=request.options()
+        )
+        for_job(log, job).info("reserved %d image(s)", job.images_reserved)
+        return job, request
+
+    async def submit(self, job: Job) -> Job:
+        """Submit a pending job exactly once. RunComfy errors end the job (refunded) instead of raising.
+
+        The time of sending is recorded first, and the request id in its own write as soon as RunComfy answers,
+        so that a crash in between is told apart from one before sending (see `bot.domain.job_state`, state unknown).
+        """
+        request = build_request(**job.options)
+        job_log = for_job(log, job)
+        job = await self.storage.mark_submitting(job.id)
+        try:
+            handle = await self._submit_when_not_rate_limited(request)
+        except SubmissionOutcomeUnknown:
+            job = await self.storage.finish_job(job.id, JobState.UNKNOWN, error=OUTCOME_UNKNOWN_MESSAGE)
+            log_outcome_unknown(job)
+            return job
+        except RunComfyError as exc:
+            if isinstance(exc, InsufficientBalanceError) and self.prices is not None:
+                await self.prices.mark_out_of_credit()
+            if isinstance(exc, AuthError):
+                job_log.error("RunComfy rejected the API token; an admin must fix RUNCOMFY_API_TOKEN")
+            else:
+                job_log.warning("submission refused: %s", type(exc).__name__)
+            return await self.storage.finish_job(job.id, JobState.FAILED, error=exc.user_message)
+        job = await self._record_request_id(job, handle.request_id)
+        for_job(log, job).info("submitted")
+        self.tracker.follow(job)
+        return job
+
+    async def _record_request_id(self, job: Job, request_id: str) -> Job:
+        """RunComfy took the job: its id must reach the database, so a failing disk is waited out."""
+        pause = 0.5
+        deadline = time.monotonic() + REQUEST_ID_PATIENCE
+        while True:
+            try:
+                return await self.storage.set_request_id(job.id, request_id)
+            except sqlite3.OperationalError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                for_job(log, job).error(
+                    "request id %s not recorded yet (%s); trying again in %.0f s", request_id, exc, pause
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+
+    async def _submit_when_not_rate_limited(self, request: SeedreamRequest) -> JobHandle:
+        attempt = 1
+        while True:
+            try:
+                return await self.runcomfy.submit(request)
+            except RateLimitedError as exc:
+                if attempt >= RATE_LIMITED_ATTEMPTS:
+                    raise
+                wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
+                await asyncio.sleep(min(max(wait, 0.0), RATE_LIMITED_MAX_WAIT))
+                attempt += 1

@@ -1,0 +1,407 @@
+"""Quota policy: who may reserve how many images, and the admin controls over it.
+
+Quotas count images, since the price follows images. For each guild:
+- a default number of images per period (day, week or month, calendar periods in UTC, see
+  `bot.domain.periods`) and a maximum of unfinished jobs per user; the settings' defaults apply until the
+  guild sets its own;
+- overrides set by admins: per role (the most generous of a member's roles counts; unlimited beats
+  any number) and per user (wins over roles, even when smaller); 0 blocks;
+- an optional server-wide budget: images per period for the whole guild.
+The concurrency cap and the budget apply to every member, unlimited ones included.
+
+A user's usage in a period counts the images of their jobs created in that period (after their last
+reset, if one happened in it): the charged images of settled jobs plus the reserved images of jobs
+still running. A reservation belongs to the period its job was created in. The server budget counts
+every job of the guild and ignores per-user resets: it tracks what the server spends.
+
+`reserve` checks the concurrency cap, the user's limit and the server budget and inserts the job in
+one `BEGIN IMMEDIATE` transaction, so a burst of commands, even from two processes, cannot overspend.
+Reservations arriving together share that transaction (see `bot.store.group_commit`). Usage is read from
+per-day counters that triggers keep in step with the jobs (see `bot.store.migrations`), so a check costs
+the same however many jobs a server has run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bot.discord import quota_messages
+from bot.domain import periods
+from bot.domain.job import options_json
+from bot.domain.job_state import JobState
+from bot.domain.quota_policy import (
+    GuildQuota,
+    GuildRow,
+    Limit,
+    Override,
+    QuotaDefaults,
+    Snapshot,
+    Usage,
+    check_count,
+    day_number,
+    dollars_left,
+    earliest_period_start,
+    effective_limit,
+    guild_quota,
+    sum_days,
+    usage,
+)
+from bot.store.database import Job, Storage, Transaction, insert_pending_job
+from bot.store.group_commit import GroupCommit
+from bot.store.migrations import UNFINISHED_SQL
+
+__all__ = ["GuildQuota", "Limit", "Override", "QuotaDefaults", "QuotaRefused", "Quotas", "Usage"]
+
+
+class QuotaRefused(Exception):
+    """A reservation was refused; `message` is written for the member.
+
+    `reason` is "concurrency", "limit" or "budget"; `resets_at` (unix seconds) is when waiting helps.
+    """
+
+    def __init__(self, message: str, *, reason: str, resets_at: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.resets_at = resets_at
+
+
+# One statement, one round trip: every row is (kind, id, a, b, c, p, q), meaning by kind:
+#   guild       -, quota_images, max_concurrent, budget_images, quota_period, budget_period
+#   money       -, budget_usd_micros
+#   money_day   day, spent micro-dollars, held micro-dollars   (the server's)
+#   user, role  target id, images (NULL: unlimited)
+#   user_day    day, charged, reserved   (the member's counters, from the earliest period start on)
+#   guild_day   day, charged, reserved   (the server's counters)
+#   unfinished  -, the member's unfinished jobs in this guild
+_SNAPSHOT_SQL = f"""
+    SELECT 'guild' AS kind, NULL AS id, quota_images AS a, max_concurrent AS b, budget_images AS c,
+           quota_period AS p, budget_period AS q
+      FROM guilds WHERE guild_id = :guild
+    UNION ALL
+    SELECT 'money', NULL, budget_usd_micros, NULL, NULL, NULL, NULL FROM guilds WHERE guild_id = :guild
+    UNION ALL
+    SELECT 'money_day', day, spent_micros, held_micros, NULL, NULL, NULL
+      FROM guild_usage_days WHERE guild_id = :guild AND day >= :since
+    UNION ALL
+    SELECT kind, target_id, images, NULL, NULL, NULL, NULL
+      FROM quota_overrides
+     WHERE guild_id = :guild
+       AND ((kind = 'user' AND target_id = :user)
+            OR (kind = 'role' AND target_id IN (SELECT value FROM json_each(:roles))))
+    UNION ALL
+    SELECT 'user_day', day, charged, reserved, NULL, NULL, NULL
+      FROM user_usage_days WHERE guild_id = :guild AND user_id = :user AND day >= :since
+    UNION ALL
+    SELECT 'guild_day', day, charged, reserved, NULL, NULL, NULL
+      FROM guild_usage_days WHERE guild_id = :guild AND day >= :since
+    UNION ALL
+    SELECT 'unfinished', NULL, count(*), NULL, NULL, NULL, NULL
+      FROM jobs WHERE guild_id = :guild AND user_id = :user AND {UNFINISHED_SQL}
+"""
+
+
+def _role_list(role_ids: Iterable[int]) -> str:
+    return json.dumps(sorted({int(role) for role in role_ids}))
+
+
+def _snapshot_parameters(guild_id: int, user_id: int, roles: str, now: float) -> dict[str, Any]:
+    since = day_number(earliest_period_start(now))
+    return {"guild": guild_id, "user": user_id, "roles": roles, "since": since}
+
+
+def _snapshot(rows: Iterable[Any]) -> Snapshot:
+    guild = None
+    overrides: list[Override] = []
+    user_days: dict[int, tuple[int, int]] = {}
+    guild_days: dict[int, tuple[int, int]] = {}
+    money_days: dict[int, tuple[int, int]] = {}
+    budget_usd = None
+    unfinished = 0
+    for kind, key, a, b, c, p, q in rows:
+        if kind == "guild":
+            guild = GuildRow(images=a, max_concurrent=b, budget_images=c, period=p, budget_period=q)
+        elif kind == "money":
+            budget_usd = a
+        elif kind == "money_day":
+            money_days[int(key)] = (int(a), int(b))
+        elif kind in ("user", "role"):
+            overrides.append(Override(kind, int(key), a))
+        elif kind == "user_day":
+            user_days[int(key)] = (int(a), int(b))
+        elif kind == "guild_day":
+            guild_days[int(key)] = (int(a), int(b))
+        else:
+            unfinished = int(a)
+    if guild is not None:
+        guild = dataclasses.replace(guild, budget_usd_micros=budget_usd)
+    return Snapshot(guild, overrides, user_days, guild_days, unfinished, money_days)
+
+
+class Quotas:
+    """Reserve images for jobs within the limits, report usage, and let admins change the limits."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        defaults: QuotaDefaults,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_batch: int = 128,
+        price_per_image: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        """`max_batch`: how many reservations arriving together may share one transaction (see group_commit).
+
+        `price_per_image`: the quoted price in micro-dollars (see `pricing`); a reservation is checked against
+        a dollar budget with it, and the job keeps it to estimate its cost when RunComfy gives none.
+        """
+        self._storage = storage
+        self._defaults = defaults
+        self._clock = clock
+        self._price = price_per_image
+        self._batches = GroupCommit(storage, max_batch=max_batch)
+
+    async def _read(
+        self, reader: Storage | Transaction, guild_id: int, user_id: int, roles: str, now: float
+    ) -> Snapshot:
+        parameters = _snapshot_parameters(guild_id, user_id, roles, now)
+        return _snapshot(await reader.fetchall(_SNAPSHOT_SQL, parameters))
+
+    # what is in force
+
+    async def effective_limit(self, guild_id: int, user_id: int, role_ids: Iterable[int] = ()) -> Limit:
+        """The limit in force for this member, and where it comes from."""
+        snapshot = await self._read(self._storage, guild_id, user_id, _role_list(role_ids), self._clock())
+        return effective_limit(guild_quota(self._defaults, snapshot.guild), snapshot.overrides)
+
+    async def usage(self, guild_id: int, user_id: int, role_ids: Iterable[int] = ()) -> Usage:
+        """This member's usage in the current period, against their limit."""
+        now = self._clock()
+        snapshot = await self._read(self._storage, guild_id, user_id, _role_list(role_ids), now)
+        limit = effective_limit(guild_quota(self._defaults, snapshot.guild), snapshot.overrides)
+        return usage(limit, snapshot, now)
+
+    async def guild_usage(self, guild_id: int) -> int:
+        """Images used and reserved this period by the whole server (in the budget's period if it has one)."""
+        guild = await self.guild_settings(guild_id)
+        start, _ = periods.period_bounds(guild.budget_period or guild.period, self._clock())
+        rows = await self._storage.fetchall(
+            "SELECT coalesce(sum(charged + reserved), 0) FROM guild_usage_days WHERE guild_id = ? AND day >= ?",
+            (guild_id, day_number(start)),
+        )
+        return int(rows[0][0])
+
+    async def top_users(self, guild_id: int, limit: int = 10) -> list[tuple[int, int]]:
+        """(user id, images used and reserved) this period, biggest first; counted like `usage`."""
+        check_count("limit", limit, minimum=0)
+        guild = await self.guild_settings(guild_id)
+        start, _ = periods.period_bounds(guild.period, self._clock())
+        rows = await self._storage.fetchall(
+            """SELECT user_id, sum(charged + reserved) AS images FROM user_usage_days
+                WHERE guild_id = ? AND day >= ? GROUP BY user_id HAVING images > 0
+                ORDER BY images DESC, user_id LIMIT ?""",
+            (guild_id, day_number(start), limit),
+        )
+        return [(int(row[0]), int(row[1])) for row in rows]
+
+    # reserving
+
+    async def reserve(
+        self,
+        guild_id: int,
+        user_id: int,
+        role_ids: Iterable[int],
+        images: int,
+        *,
+        channel_id: int,
+        options: dict[str, Any],
+    ) -> Job:
+        """Check every limit and insert a pending job holding `images`, atomically. Raises `QuotaRefused`."""
+        check_count("images", images, minimum=1)
+        stored_options = options_json(options)
+        roles = _role_list(role_ids)
+        price = self._price()
+
+        def check_and_insert(connection: sqlite3.Connection) -> Job:  # runs on the database thread
+            now = self._clock()
+            parameters = _snapshot_parameters(guild_id, user_id, roles, now)
+            snapshot = _snapshot(connection.execute(_SNAPSHOT_SQL, parameters).fetchall())
+            _check_reservation(self._defaults, snapshot, images, now)
+            _check_dollars(self._defaults, snapshot, images, price, now)
+            return insert_pending_job(
+                connection,
+                guild_id=guild_id,
+                channel_id=channel_id,
+                user_id=user_id,
+                options_json=stored_options,
+                images=images,
+                now=now,
+                price_micros=price,
+            )
+
+        return await self._batches.run_sync(check_and_insert, clean=(QuotaRefused,), on_abandoned=self._give_back)
+
+    async def _give_back(self, job: Job) -> None:
+        """The caller of `reserve` was cancelled after its job was committed: release the reservation."""
+        await self._storage.finish_job(job.id, JobState.CANCELLED, error="The request was withdrawn before it started.")
+
+    # admin
+
+    async def guild_settings(self, guild_id: int) -> GuildQuota:
+        rows = await self._storage.fetchall(
+            """SELECT quota_images, quota_period, max_concurrent, budget_images, budget_period, budget_usd_micros
+                 FROM guilds WHERE guild_id = ?""",
+            (guild_id,),
+        )
+        if not rows:
+            return guild_quota(self._defaults, None)
+        return guild_quota(self._defaults, GuildRow(*rows[0]))
+
+    async def set_guild_defaults(
+        self,
+        guild_id: int,
+        *,
+        images: int | None = None,
+        period: str | None = None,
+        max_concurrent: int | None = None,
+    ) -> GuildQuota:
+        """Set the guild's own default limit, period or concurrency cap; None leaves a value as it is."""
+        _optional_count("images", images)
+        if period is not None:
+            periods.check_period(period)
+        if max_concurrent is not None:
+            check_count("max_concurrent", max_concurrent, minimum=1)
+        await self._storage.write(
+            """INSERT INTO guilds (guild_id, quota_images, quota_period, max_concurrent) VALUES (:g, :i, :p, :m)
+               ON CONFLICT (guild_id) DO UPDATE SET quota_images = coalesce(:i, quota_images),
+                   quota_period = coalesce(:p, quota_period), max_concurrent = coalesce(:m, max_concurrent)""",
+            {"g": guild_id, "i": images, "p": period, "m": max_concurrent},
+        )
+        return await self.guild_settings(guild_id)
+
+    async def set_budget(
+        self, guild_id: int, images: int | None, period: str | None = None, *, usd_micros: int | None = None
+    ) -> GuildQuota:
+        """Set the server-wide budget per period (the guild's period if None): a cap in images, in dollars
+        (micro-dollars), or both; with neither the server has no budget."""
+        _optional_count("images", images)
+        _optional_count("usd_micros", usd_micros)
+        if period is not None:
+            periods.check_period(period)
+        if images is None and usd_micros is None:
+            period = None
+        await self._storage.write(
+            """INSERT INTO guilds (guild_id, budget_images, budget_period, budget_usd_micros) VALUES (:g, :i, :p, :u)
+               ON CONFLICT (guild_id) DO UPDATE SET budget_images = :i, budget_period = :p, budget_usd_micros = :u""",
+            {"g": guild_id, "i": images, "p": period, "u": usd_micros},
+        )
+        return await self.guild_settings(guild_id)
+
+    async def guild_spend(self, guild_id: int) -> tuple[int, int]:
+        """(spent, held) micro-dollars this budget period: settled jobs' costs, unfinished jobs' quoted images."""
+        guild = await self.guild_settings(guild_id)
+        start, _ = periods.period_bounds(guild.budget_period or guild.period, self._clock())
+        rows = await self._storage.fetchall(
+            """SELECT coalesce(sum(spent_micros), 0), coalesce(sum(held_micros), 0) FROM guild_usage_days
+                WHERE guild_id = ? AND day >= ?""",
+            (guild_id, day_number(start)),
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    async def _set_override(self, guild_id: int, kind: str, target_id: int, images: int | None) -> None:
+        _optional_count("images", images)
+        async with self._storage.transaction() as tx:
+            await tx.fetchall("INSERT OR IGNORE INTO guilds (guild_id) VALUES (?)", (guild_id,))
+            await tx.fetchall(
+                """INSERT INTO quota_overrides (guild_id, kind, target_id, images, updated_at) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (guild_id, kind, target_id)
+                   DO UPDATE SET images = excluded.images, updated_at = excluded.updated_at""",
+                (guild_id, kind, target_id, images, self._clock()),
+            )
+
+    async def set_user_limit(self, guild_id: int, user_id: int, images: int | None) -> None:
+        """Give a user their own limit (wins over roles); None: unlimited, 0: blocked."""
+        await self._set_override(guild_id, "user", user_id, images)
+
+    async def set_role_limit(self, guild_id: int, role_id: int, images: int | None) -> None:
+        """Give a role a limit (the most generous role of a member counts); None: unlimited."""
+        await self._set_override(guild_id, "role", role_id, images)
+
+    async def _remove_override(self, guild_id: int, kind: str, target_id: int) -> bool:
+        rows = await self._storage.write(
+            "DELETE FROM quota_overrides WHERE guild_id = ? AND kind = ? AND target_id = ? RETURNING 1",
+            (guild_id, kind, target_id),
+        )
+        return bool(rows)
+
+    async def remove_user_override(self, guild_id: int, user_id: int) -> bool:
+        return await self._remove_override(guild_id, "user", user_id)
+
+    async def remove_role_override(self, guild_id: int, role_id: int) -> bool:
+        return await self._remove_override(guild_id, "role", role_id)
+
+    async def overrides(self, guild_id: int) -> list[Override]:
+        rows = await self._storage.fetchall(
+            "SELECT kind, target_id, images FROM quota_overrides WHERE guild_id = ? ORDER BY kind DESC, target_id",
+            (guild_id,),
+        )
+        return [Override(row["kind"], int(row["target_id"]), row["images"]) for row in rows]
+
+    async def reset_usage(self, guild_id: int, user_id: int) -> None:
+        """Forget the user's usage so far (jobs still running included); the server budget keeps counting it."""
+        now = self._clock()
+        async with self._storage.transaction() as tx:
+            await tx.fetchall("INSERT OR IGNORE INTO guilds (guild_id) VALUES (?)", (guild_id,))
+            await tx.fetchall(
+                """INSERT INTO usage_resets (guild_id, user_id, reset_at) VALUES (?, ?, ?)
+                   ON CONFLICT (guild_id, user_id) DO UPDATE SET reset_at = excluded.reset_at""",
+                (guild_id, user_id, now),
+            )
+            await tx.fetchall(
+                """UPDATE jobs SET forgiven = 1
+                    WHERE guild_id = ? AND user_id = ? AND created_at <= ? AND NOT forgiven""",
+                (guild_id, user_id, now),
+            )
+
+
+def _check_reservation(defaults: QuotaDefaults, snapshot: Snapshot, images: int, now: float) -> None:
+    """Raise `QuotaRefused` if the concurrency cap, the member's limit or the server budget forbids `images`."""
+    guild = guild_quota(defaults, snapshot.guild)
+    limit = effective_limit(guild, snapshot.overrides)
+    if snapshot.unfinished_jobs >= limit.max_concurrent:
+        message = quota_messages.too_many_jobs(snapshot.unfinished_jobs, limit.max_concurrent)
+        raise QuotaRefused(message, reason="concurrency")
+    current = usage(limit, snapshot, now)
+    if current.remaining is not None and current.remaining < images:
+        raise QuotaRefused(quota_messages.over_limit(current, images), reason="limit", resets_at=current.resets_at)
+    if guild.budget_images is not None:
+        start, end = periods.period_bounds(guild.budget_period or guild.period, now)
+        left = max(0, guild.budget_images - sum(sum_days(snapshot.guild_days, start)))
+        if left < images:
+            message = quota_messages.over_budget(guild.budget_images, left, images, guild.budget_period, end)
+            raise QuotaRefused(message, reason="budget", resets_at=end)
+
+
+def _check_dollars(defaults: QuotaDefaults, snapshot: Snapshot, images: int, price: int | None, now: float) -> None:
+    """Raise `QuotaRefused` if `images` at the quoted `price` would pass the server's dollar budget.
+
+    Members see images, not dollars: the refusal says how many images the money left still buys.
+    """
+    guild = guild_quota(defaults, snapshot.guild)
+    left = dollars_left(guild, snapshot.money_days, now)
+    if left is None or not price or images * price <= left:
+        return
+    assert guild.budget_usd_micros is not None
+    _, end = periods.period_bounds(guild.budget_period or guild.period, now)
+    left_images, budget_images = left // price, guild.budget_usd_micros // price
+    message = quota_messages.over_budget(budget_images, left_images, images, guild.budget_period, end)
+    raise QuotaRefused(message, reason="budget", resets_at=end)
+
+
+def _optional_count(name: str, value: int | None) -> int | None:
+    return None if value is None else check_count(name, value, minimum=0)

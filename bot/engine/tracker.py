@@ -1,0 +1,440 @@
+"""Follows every unfinished job from submission to delivery, and resumes them after a restart.
+
+One task per job polls RunComfy (paced by `bot.domain.poll_policy`: slowly while a job waits far back in the
+queue, densely around the end expected from the learned run times in `bot.store.run_times`), moves the job
+through its states in the database, tells the observer (the Discord side) about every change, and
+delivers the images when the job completes. The task keeps its job in memory between polls and reads
+the database again only where another task may have changed the job (under the job's lock).
+All state changes of one job go through one lock, so a Cancel click and the poller never race.
+A job that has a request_id is never submitted again; charging happens once, in `finish_job`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from bot.discord.status import duration_text, shorten
+from bot.domain.job_state import JobState
+from bot.domain.poll_policy import Ask, Poll, PollPolicy, RunWatch, phase_of
+from bot.engine.delivery import DeliveryReport, PendingPart, PreparedImage, post_set
+from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
+from bot.logging_setup import Redactor, for_job
+from bot.runcomfy.client import (
+    AuthError,
+    CancelOutcome,
+    JobResult,
+    JobStatus,
+    NotFoundError,
+    RemoteState,
+    RunComfyClient,
+    RunComfyError,
+)
+from bot.settings import secrets_of
+from bot.store.database import Job, Storage, storage_failure
+from bot.store.run_times import RunTimes
+
+log = logging.getLogger(__name__)
+
+RESTART_MESSAGE = "the bot restarted before it could send this job to RunComfy"
+EXPIRED_MESSAGE = "RunComfy no longer knows this job (it expired)"
+NOT_DOWNLOADED_MESSAGE = "the images could not be downloaded from RunComfy (they may have expired)"
+GENERATION_FAILED = "RunComfy could not generate it"
+UPSTREAM_EXCERPT_CHARS = 80  # members see RunComfy's own words only as a short, masked excerpt
+class JobObserver(Protocol):
+    """The Discord side: shows a job's status and posts its images."""
+
+    async def job_changed(self, job: Job) -> None: ...
+
+    async def post_images(
+        self, job: Job, batch: Sequence[PreparedImage], total: int, *, nonce: str | None = None
+    ) -> str | None:
+        """Post one message of images (a channel message carries `nonce`); return its link. May raise
+        UploadTooLarge or PostRefused."""
+        ...
+
+    async def post_link(self, job: Job, image: PreparedImage, total: int, *, nonce: str | None = None) -> str | None:
+        ...
+
+    async def find_posted(self, job: Job, part: PendingPart) -> str | None:
+        """The link of the message carrying `part` if Discord already accepted it, else None."""
+        ...
+
+    async def delivery_finished(self, job: Job, report: DeliveryReport) -> None: ...
+
+    def upload_limit(self, job: Job) -> int: ...
+
+    def lower_upload_limit(self, job: Job, limit: int) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class CancelReply(enum.Enum):
+    CANCELLED = "cancelled"
+    NOT_CANCELLABLE = "not_cancellable"  # already generating
+    REFUSED = "refused"  # still queued, but RunComfy would not cancel it just now
+    FINISHED = "finished"
+    NOT_SUBMITTED_YET = "not_submitted_yet"
+    UNKNOWN_JOB = "unknown_job"
+    UNAVAILABLE = "unavailable"  # RunComfy could not be reached
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    workdir: Path
+    poll_interval: float = 1.0
+    poll_max_interval: float = 10.0
+    job_deadline: float = 1800.0
+    download_max_bytes: int = 40 * 1024 * 1024
+    download_concurrency: int = 4
+    download_timeout: float = 120.0
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # masked in every upstream text shown to members
+
+    @classmethod
+    def from_settings(cls, settings, workdir: Path) -> TrackerConfig:
+        return cls(
+            workdir=workdir,
+            poll_interval=settings.poll_interval_seconds,
+            poll_max_interval=settings.poll_max_interval_seconds,
+            job_deadline=settings.job_deadline_seconds,
+            download_max_bytes=settings.download_max_bytes,
+            download_concurrency=settings.download_concurrency,
+            download_timeout=settings.download_timeout_seconds,
+            secrets=tuple(secrets_of(settings)),
+        )
+
+
+_REMOTE_TO_LOCAL = {RemoteState.QUEUED: JobState.QUEUED, RemoteState.RUNNING: JobState.RUNNING}
+
+
+@dataclass
+class _Watch:
+    """What the task following a job remembers between two polls (times on the tracker's clock)."""
+
+    ask: Ask
+    run: RunWatch
+
+
+class Tracker:
+    def __init__(
+        self,
+        storage: Storage,
+        runcomfy: RunComfyClient,
+        observer: JobObserver,
+        config: TrackerConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        run_times: RunTimes | None = None,
+    ) -> None:
+        self._storage = storage
+        self._runcomfy = runcomfy
+        self._observer = observer
+        self._config = config
+        self._clock = clock
+        self._redact = Redactor(config.secrets)
+        self._policy = PollPolicy.from_intervals(config.poll_interval, config.poll_max_interval)
+        self._run_times = run_times if run_times is not None else RunTimes(storage)
+        self._started_at = clock()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._closing = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def _lock(self, job_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(job_id, asyncio.Lock())
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def resume(self) -> int:
+        """Pick up every unfinished job from the database; returns how many are followed."""
+        resumed = 0
+        for job in await self._storage.unfinished_jobs():
+            if job.request_id is None:
+                if job.created_at >= self._started_at:
+                    continue  # a command of this run, being submitted right now
+                if job.submitted_at is None:  # the previous run died before sending it: nothing was made
+                    await self._end(job, JobState.FAILED, RESTART_MESSAGE)
+                else:  # it died while sending: RunComfy may have taken it, and sending it again could pay twice
+                    await self._end(job, JobState.UNKNOWN, OUTCOME_UNKNOWN_MESSAGE)
+                    log_outcome_unknown(job)
+                continue
+            await self._notify(job)  # shows the status again, with its Cancel button while queued
+            self.follow(job)
+            resumed += 1
+        log.info("resumed %d unfinished job(s)", resumed)
+        return resumed
+
+    def follow(self, job: Job) -> None:
+        if self._closing or job.id in self._tasks or job.state.terminal:
+            return
+        task = asyncio.create_task(self._supervise(job.id), name=f"job-{job.id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _t, job_id=job.id: self._forget(job_id))
+
+    def _forget(self, job_id: str) -> None:
+        self._tasks.pop(job_id, None)
+        lock = self._locks.get(job_id)
+        if lock is not None and not lock.locked():
+            self._locks.pop(job_id, None)
+
+    async def close(self) -> None:
+        """Stop following (the jobs stay unfinished in the database and resume at the next start)."""
+        self._closing = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._observer.close()
+
+    # ---- following one job -------------------------------------------------------------------
+
+    async def _supervise(self, job_id: str) -> None:
+        pause = self._config.poll_interval
+        while True:
+            try:
+                await self._follow(job_id)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                cause = storage_failure(exc)
+                if cause is not None:  # a full disk, say: the job goes on once it can be written again
+                    log.error("job %s: %s; retrying in %.1f s", job_id, cause, pause)
+                else:
+                    log.exception("job %s: unexpected error while following it; retrying in %.1f s", job_id, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 60.0)
+
+    async def _follow(self, job_id: str) -> None:
+        job = await self._storage.get_job(job_id)
+        if job is None or job.state.terminal:
+            return
+        await self._run_times.load(job.options)
+        ask = Ask.RESULT if job.state is JobState.RUNNING else Ask.STATUS
+        watch = _Watch(ask, RunWatch(self._policy.front, started_at=job.started_at))
+        failures = 0
+        while True:
+            try:
+                job, delay = await self._step(job, watch)
+            except NotFoundError:
+                await self._end(job, JobState.EXPIRED, EXPIRED_MESSAGE)
+                return
+            except RunComfyError as exc:
+                # The client already retried what is worth retrying; keep the job and look again later.
+                failures += 1
+                self._log_poll_failure(job, exc, failures)
+                if self._past_deadline(job):
+                    await self._give_up(job, None)
+                    return
+                delay = self._policy.after_failures(failures)
+            else:
+                failures = 0
+            if delay is None or job.state.terminal:
+                return
+            await asyncio.sleep(delay)
+
+    async def _step(self, job: Job, watch: _Watch) -> tuple[Job, float | None]:
+        """One look at RunComfy; returns the job and the seconds until the next look (None: no more needed)."""
+        if job.state is JobState.DELIVERING:  # resumed after a restart in the middle of delivering
+            return job, await self._complete(job, watch)
+        if watch.ask is Ask.RESULT:
+            result = await self._runcomfy.result(job.request_id)
+            if result.state.terminal:
+                return job, await self._complete(job, watch, result)
+            status = JobStatus(result.request_id, result.state, None, result.state.value)
+        else:
+            status = await self._runcomfy.status(job.request_id)
+            if status.state in (RemoteState.COMPLETED, RemoteState.FAILED):
+                return job, await self._complete(job, watch)
+            if status.state is RemoteState.CANCELLED:
+                await self._end(job, JobState.CANCELLED)
+                return job, None
+        if self._past_deadline(job):
+            await self._give_up(job, status)
+            return job, None
+        watch.run.saw(phase_of(status.state), self._clock())
+        job = await self._apply_progress(job, status)
+        poll = self.next_poll(job, status, watch)
+        watch.ask = poll.ask
+        return job, poll.delay
+
+    def next_poll(self, job: Job, status: JobStatus, watch: _Watch | None = None) -> Poll:
+        """The next look at a job that RunComfy reported in `status` (see `bot.domain.poll_policy`)."""
+        run = watch.run if watch is not None else RunWatch(self._policy.front, started_at=job.started_at)
+        expected, spread = self._run_times.expect(job.options, job.images_reserved)
+        return self._policy.next(
+            phase_of(status.state),
+            position=status.queue_position,
+            elapsed=run.elapsed(self._clock()),
+            expected=expected,
+            spread=spread,
+        )
+
+    def _past_deadline(self, job: Job) -> bool:
+        return self._clock() - job.created_at > self._config.job_deadline
+
+    def _log_poll_failure(self, job: Job, exc: RunComfyError, failures: int) -> None:
+        if isinstance(exc, AuthError):
+            if failures == 1:
+                for_job(log, job).error("RunComfy rejected the API token; an admin must fix RUNCOMFY_API_TOKEN")
+            return
+        for_job(log, job).warning("RunComfy could not be asked about it (%s); will retry", type(exc).__name__)
+
+    async def _give_up(self, job: Job, status: JobStatus | None) -> None:
+        """The deadline passed: fail the job, and cancel it at RunComfy if it may still be queued there."""
+        maybe_queued = status is None or status.state is RemoteState.QUEUED
+        if job.state in (JobState.SUBMITTED, JobState.QUEUED) and maybe_queued:
+            try:
+                await self._runcomfy.cancel(job.request_id)
+            except RunComfyError as exc:
+                for_job(log, job).warning("could not cancel it at RunComfy after its deadline: %s", exc)
+        limit = duration_text(self._config.job_deadline)
+        await self._end(job, JobState.FAILED, f"RunComfy did not finish it within {limit}")
+
+    async def _apply_progress(self, job: Job, status: JobStatus) -> Job:
+        target = _REMOTE_TO_LOCAL.get(status.state)
+        if target is None:
+            for_job(log, job).warning("unknown RunComfy status %r; polling on", status.raw_state)
+            return job
+        position = status.queue_position if target is JobState.QUEUED else None
+        if target is job.state and position == job.queue_position:
+            return job
+        async with self._lock(job.id):
+            current = await self._storage.get_job(job.id)
+            if current is None or current.state.terminal or current.state is JobState.DELIVERING:
+                return current or job
+            if target is JobState.QUEUED and current.state is JobState.RUNNING:
+                return current  # never step back
+            updated = await self._storage.transition(job.id, target, queue_position=position)
+        await self._notify(updated)
+        return updated
+
+    async def _complete(self, job: Job, watch: _Watch, result: JobResult | None = None) -> float | None:
+        if result is None:
+            result = await self._runcomfy.result(job.request_id)
+        if result.cost_micros is not None:
+            await self._storage.record_cost(job.id, result.cost_micros)
+        if result.state is RemoteState.CANCELLED:
+            await self._end(job, JobState.CANCELLED)
+            return None
+        if result.state is RemoteState.FAILED or (result.state is RemoteState.COMPLETED and not result.image_urls):
+            excerpt = shorten(self._redact(result.error or ""), UPSTREAM_EXCERPT_CHARS) or "it returned no images"
+            await self._end(job, JobState.FAILED, f"{GENERATION_FAILED} ({excerpt})")
+            return None
+        if result.state is not RemoteState.COMPLETED:
+            watch.ask = Ask.RESULT
+            return self._policy.front  # the result lags behind the status: look again soon
+        ran = watch.run.run_seconds(self._clock(), self._policy.max_gap)
+        await self._deliver(job, result.image_urls)
+        if ran is not None:  # learned after the delivery, which must not wait for it
+            await self._run_times.learn(job.options, len(result.image_urls), ran)
+        return None
+
+    # ---- delivery ---------------------------------------------------------------------------
+
+    async def _deliver(self, job: Job, urls: Sequence[str]) -> None:
+        async with self._lock(job.id):
+            current = await self._storage.get_job(job.id)
+            if current is None or current.state.terminal:
+                return
+            if current.state is not JobState.DELIVERING:
+                current = await self._storage.transition(job.id, JobState.DELIVERING)
+        job = current
+        await self._notify(job)
+
+        folder = self._config.workdir / job.id
+        time_left = job.created_at + self._config.job_deadline - self._clock()
+        if time_left <= 0:  # finished at RunComfy while the bot was down: still delivered, within one download's time
+            time_left = self._config.download_timeout
+        try:
+            report = await post_set(
+                self._runcomfy,
+                self._observer,
+                job,
+                urls,
+                folder,
+                meta=self._storage,
+                max_bytes=self._config.download_max_bytes,
+                concurrency=self._config.download_concurrency,
+                retry_pause=self._config.poll_interval,
+                time_left=time_left,
+            )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        if report.delivered == 0:
+            if report.late:
+                limit = duration_text(self._config.job_deadline)
+                await self._end(job, JobState.FAILED, f"the images could not be delivered within {limit}")
+            elif report.failed:
+                await self._end(job, JobState.FAILED, report.failed)
+            else:
+                await self._end(job, JobState.EXPIRED, NOT_DOWNLOADED_MESSAGE)
+            return
+        job = await self._finish(job, JobState.DELIVERED, images_delivered=report.delivered)
+        for_job(log, job).info("delivered %d of %d image(s)", report.delivered, job.images_reserved)
+        try:
+            await self._observer.delivery_finished(job, report)
+        except Exception:
+            for_job(log, job).exception("the status message could not be updated")
+
+    # ---- endings ---------------------------------------------------------------------------
+
+    async def _finish(self, job: Job, state: JobState, *, images_delivered: int = 0, error: str | None = None) -> Job:
+        async with self._lock(job.id):
+            return await self._storage.finish_job(job.id, state, images_delivered=images_delivered, error=error)
+
+    async def _end(self, job: Job, state: JobState, error: str | None = None) -> None:
+        ended = await self._finish(job, state, error=error)
+        for_job(log, ended).info("ended %s%s", ended.state.value, f" ({error})" if error else "")
+        await self._notify(ended)
+
+    async def _notify(self, job: Job) -> None:
+        try:
+            await self._observer.job_changed(job)
+        except Exception:
+            for_job(log, job).exception("the status message could not be updated")
+
+    # ---- cancel ----------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> CancelReply:
+        """Cancel a job that is still queued at RunComfy (running jobs cannot be cancelled)."""
+        async with self._lock(job_id):
+            job = await self._storage.get_job(job_id)
+            if job is None:
+                return CancelReply.UNKNOWN_JOB
+            if job.state.terminal:
+                return CancelReply.FINISHED
+            if job.request_id is None:
+                return CancelReply.NOT_SUBMITTED_YET
+            if job.state in (JobState.RUNNING, JobState.DELIVERING):
+                return CancelReply.NOT_CANCELLABLE
+            try:
+                answer = await self._runcomfy.cancel(job.request_id)
+            except RunComfyError as exc:
+                for_job(log, job).warning("cancel failed: %s", type(exc).__name__)
+                return CancelReply.UNAVAILABLE
+            if answer.outcome is CancelOutcome.CANCELLED:
+                job = await self._storage.finish_job(job.id, JobState.CANCELLED)
+                reply = CancelReply.CANCELLED
+            elif answer.state is RemoteState.QUEUED:
+                reply = CancelReply.REFUSED
+            else:
+                if answer.state is RemoteState.RUNNING and job.state is not JobState.RUNNING:
+                    job = await self._storage.transition(job.id, JobState.RUNNING)
+                reply = CancelReply.NOT_CANCELLABLE
+        task = self._tasks.get(job_id)
+        if reply is CancelReply.CANCELLED and task is not None:
+            task.cancel()
+        for_job(log, job).info("cancel -> %s", reply.value)
+        await self._notify(job)
+        return reply

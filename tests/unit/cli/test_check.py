@@ -1,0 +1,228 @@
+"""`seedream-bot check` against the fake Discord and fake RunComfy on 127.0.0.1."""
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli.check import CheckResult, check_discord, check_folder, check_runcomfy, run_checks
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.runcomfy import FakeRunComfy
+
+REPO = Path(__file__).resolve().parents[3]
+GOOD_DISCORD = "MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.good-discord-token-abcdefghijk"
+GOOD_RUNCOMFY = "rc-good-token-0123456789"
+SETTINGS_PREFIXES = ("DISCORD_", "RUNCOMFY_", "DATABASE_", "HEARTBEAT_", "LOG_", "QUOTA_", "POLL_", "JOB_", "DOWNLOAD_")
+
+
+class Fakes:
+    def __init__(self, discord: FakeDiscord, runcomfy: FakeRunComfy) -> None:
+        self.discord = discord
+        self.runcomfy = runcomfy
+
+    @property
+    def discord_paths(self) -> list[str]:
+        return [request.path for request in self.discord.requests]
+
+    @property
+    def runcomfy_auth(self) -> list[str]:
+        return [request.headers.get("Authorization", "") for request in self.runcomfy.requests]
+
+
+@pytest.fixture
+async def fakes():
+    discord = FakeDiscord(token=GOOD_DISCORD)
+    await discord.start()
+    async with FakeRunComfy(token=GOOD_RUNCOMFY) as runcomfy:
+        try:
+            yield Fakes(discord, runcomfy)
+        finally:
+            await discord.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def environment(fakes: Fakes, tmp_path: Path, **overrides: str) -> dict[str, str]:
+    env = {
+        "DISCORD_TOKEN": GOOD_DISCORD,
+        "RUNCOMFY_API_TOKEN": GOOD_RUNCOMFY,
+        "DISCORD_API_BASE_URL": fakes.discord.api_url,
+        "RUNCOMFY_BASE_URL": fakes.runcomfy.base_url,
+        "DATABASE_PATH": str(tmp_path / "data" / "seedream.db"),
+        "HEARTBEAT_PATH": str(tmp_path / "data" / "heartbeat"),
+    }
+    env.update(overrides)
+    return {key: value for key, value in env.items() if value is not None}
+
+
+async def run_check_command(tmp_path: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """`python -m bot check` in a clean environment, cwd `tmp_path`, without blocking the fakes' event loop."""
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(SETTINGS_PREFIXES) and not k.lower().endswith("_proxy")
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "check",
+        cwd=tmp_path,
+        env={**base, "PYTHONPATH": str(REPO), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_command_all_checks_pass(fakes, tmp_path):
+    code, out, err = await run_check_command(tmp_path, environment(fakes, tmp_path))
+    assert code == 0, out + err
+    assert out.splitlines() == [
+        "ok   settings",
+        f"ok   database folder: {tmp_path / 'data'} is writable",
+        f"ok   discord: logged in as seedream-bot (id {fakes.discord.world.bot_user['id']})",
+        "ok   runcomfy: token accepted",
+        "ok   price: $0.03 per image, quoted by RunComfy",
+    ]
+    assert fakes.discord_paths == ["/users/@me"]
+    assert fakes.runcomfy_auth == [f"Bearer {GOOD_RUNCOMFY}"] * 2
+    assert fakes.runcomfy.counts["model"] == 1
+    assert fakes.runcomfy.counts["submit"] == 0  # nothing was spent
+    assert list((tmp_path / "data").iterdir()) == []  # the probe file is gone
+
+
+async def test_command_rejected_discord_token_fails_without_printing_it(fakes, tmp_path):
+    wrong = "MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.wrong-discord-token-abcdefghijk"
+    code, out, err = await run_check_command(tmp_path, environment(fakes, tmp_path, DISCORD_TOKEN=wrong))
+    assert code == 1
+    assert "FAIL discord: token rejected (401)" in out
+    assert "ok   runcomfy: token accepted" in out
+    assert wrong not in out + err and GOOD_RUNCOMFY not in out + err
+
+
+async def test_command_missing_token_still_checks_the_other(fakes, tmp_path):
+    code, out, _ = await run_check_command(tmp_path, environment(fakes, tmp_path, DISCORD_TOKEN=""))
+    assert code == 1
+    assert out.splitlines()[0].startswith("FAIL settings: DISCORD_TOKEN is not set")
+    assert "skip discord: DISCORD_TOKEN is not set" in out
+    assert "ok   runcomfy: token accepted" in out
+    assert fakes.discord_paths == []
+
+
+async def test_command_reads_dotenv_in_the_working_folder(fakes, tmp_path):
+    env = environment(fakes, tmp_path)
+    (tmp_path / ".env").write_text(f"RUNCOMFY_API_TOKEN=wrong-token-value\nDISCORD_TOKEN={GOOD_DISCORD}\n")
+    del env["RUNCOMFY_API_TOKEN"], env["DISCORD_TOKEN"]
+    code, out, _ = await run_check_command(tmp_path, env)
+    assert code == 1
+    assert "FAIL runcomfy: token rejected (401)" in out
+    assert "wrong-token-value" not in out
+
+
+async def test_malformed_setting_skips_everything_else(tmp_path):
+    results = await run_checks({"DISCORD_TOKEN": "a", "RUNCOMFY_API_TOKEN": "b", "LOG_LEVEL": "loud"})
+    assert [r.ok for r in results] == [False, None, None, None, None]
+    assert results[0].line().startswith('FAIL settings: LOG_LEVEL="loud" is invalid')
+
+
+async def test_runcomfy_out_of_credit_is_reported(fakes, tmp_path):
+    fakes.runcomfy.fail_next("status", 402)
+    results = await run_checks(environment(fakes, tmp_path))
+    assert results[-2].line() == ("FAIL runcomfy: token accepted, but the account is out of credit: top up the balance")
+    fakes.runcomfy.out_of_credit = True
+    results = await run_checks(environment(fakes, tmp_path))
+    assert results[-1].line() == "FAIL price: the account is out of credit: top up the balance"
+
+
+@pytest.mark.parametrize(
+    ("model_info", "reason"),
+    [
+        ({"base_price_usd": -3}, "RunComfy quotes no usable per-image price (no usable base_price_usd)"),
+        ({"price_unit": "second"}, "RunComfy quotes no usable per-image price (the price is not per image)"),
+        (None, "RunComfy's price could not be read"),
+    ],
+)
+async def test_price_falls_back_to_the_setting_and_says_so(fakes, tmp_path, model_info, reason):
+    if model_info is None:
+        fakes.runcomfy.fail_next("model", 404)
+    else:
+        fakes.runcomfy.model_info = fakes.runcomfy.model_info | model_info
+    results = await run_checks(environment(fakes, tmp_path, PRICE_PER_IMAGE_USD="0.045"))
+    line = results[-1].line()
+    assert line.startswith(f"ok   price: {reason}")
+    assert line.endswith("PRICE_PER_IMAGE_USD ($0.045 per image) is used instead")
+
+
+async def test_no_price_check_with_a_refused_token(fakes, tmp_path):
+    results = await run_checks(environment(fakes, tmp_path, RUNCOMFY_API_TOKEN="wrong-token-value"))
+    assert results[-1].line() == "skip price: the token must be fixed first"
+    assert fakes.runcomfy.counts["model"] == 0
+
+
+async def test_heartbeat_in_another_folder_is_checked_too(fakes, tmp_path):
+    results = await run_checks(environment(fakes, tmp_path, HEARTBEAT_PATH=str(tmp_path / "run" / "heartbeat")))
+    names = ["settings", "database folder", "heartbeat folder", "discord", "runcomfy", "price"]
+    assert [r.name for r in results] == names
+    assert all(r.ok for r in results)
+
+
+async def test_discord_rate_limited(fakes):
+    fakes.discord.rate_limit("GET", "^/users/@me$", retry_after=6.2)
+    result = await check_discord(GOOD_DISCORD, fakes.discord.api_url)
+    assert (result.ok, result.detail) == (False, "rate limited (429): try again in 7 s")
+
+
+async def test_discord_server_error(fakes):
+    fakes.discord.fail("GET", "^/users/@me$", status=503)
+    result = await check_discord(GOOD_DISCORD, fakes.discord.api_url)
+    assert (result.ok, result.detail) == (False, "Discord is having trouble (HTTP 503): try again later")
+
+
+async def test_discord_unreachable():
+    result = await check_discord(GOOD_DISCORD, f"http://127.0.0.1:{closed_port()}/api/v10", limit_seconds=2)
+    assert result.ok is False and result.detail.startswith("cannot reach 127.0.0.1:")
+
+
+async def test_runcomfy_unreachable_is_bounded_in_time():
+    result = await check_runcomfy(GOOD_RUNCOMFY, f"http://127.0.0.1:{closed_port()}", limit_seconds=0.3)
+    assert result.ok is False and "127.0.0.1" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        (f"Bot {GOOD_DISCORD}", "DISCORD_TOKEN starts with 'Bot ': put the token alone"),
+        ("two words", "DISCORD_TOKEN contains spaces or characters a token cannot have: copy it again"),
+        ("tokén", "DISCORD_TOKEN contains spaces or characters a token cannot have: copy it again"),
+    ],
+)
+async def test_malformed_discord_token_is_caught_before_sending(fakes, token, expected):
+    result = await check_discord(token, fakes.discord.api_url)
+    assert (result.ok, result.detail) == (False, expected)
+    assert fakes.discord_paths == []
+
+
+def test_database_folder_that_cannot_exist(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    result = check_folder("database folder", blocker / "seedream.db")
+    assert result.ok is False and "is not writable" in result.detail
+
+
+def test_database_path_that_is_a_folder(tmp_path):
+    (tmp_path / "seedream.db").mkdir()
+    result = check_folder("database folder", tmp_path / "seedream.db")
+    assert result.ok is False and "is not a file" in result.detail
+
+
+def test_result_lines():
+    assert CheckResult("settings", True).line() == "ok   settings"
+    assert CheckResult("discord", False, "token rejected (401)").line() == "FAIL discord: token rejected (401)"
+    assert CheckResult("runcomfy", None, "RUNCOMFY_API_TOKEN is not set").line().startswith("skip runcomfy: ")

@@ -1,0 +1,133 @@
+"""The poll policy: given a job's phase, queue position, time running and expected run time, when to look again."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.domain.poll_policy import Ask, Phase, Poll, PollPolicy, RunWatch, phase_of
+from bot.runcomfy.client import RemoteState
+
+POLICY = PollPolicy.from_intervals(2.0, 10.0)  # the default settings
+
+
+def old_queued_delay(position: int) -> float:
+    """The pause every queued position had before: interval × (1 + p/2), at most max_interval."""
+    return min(10.0, 2.0 * (1 + position / 2))
+
+
+def detection_delay(policy: PollPolicy, expected: float, actual: float, spread: float = 0.0) -> tuple[float, int]:
+    """Poll a run from its start as the policy says; (seconds from its end to the poll that sees it, polls made)."""
+    now, polls = 0.0, 0
+    while now < actual:
+        now += policy.running(now, expected, spread)
+        polls += 1
+    return now - actual, polls
+
+
+@pytest.mark.parametrize(
+    ("position", "delay"),
+    [(None, 3.0), (0, 1.0), (1, 1.0), (2, 4.0), (4, 6.0), (8, 10.0), (500, 10.0)],
+)
+def test_a_queued_job_is_read_with_status_more_often_near_the_front(position, delay):
+    assert POLICY.next(Phase.QUEUED, position=position) == Poll(delay, Ask.STATUS)
+
+
+def test_deep_queue_positions_are_never_polled_more_often_than_before():
+    for position in range(2, 60):
+        assert POLICY.queued(position) >= old_queued_delay(position)
+
+
+def test_just_submitted_or_an_unknown_status_waits_the_interval_and_asks_the_status():
+    assert POLICY.next(Phase.SUBMITTED) == Poll(2.0, Ask.STATUS)
+    assert POLICY.next(Phase.UNKNOWN) == Poll(2.0, Ask.STATUS)
+
+
+def test_a_running_job_is_read_with_result_and_sleeps_until_shortly_before_its_expected_end():
+    poll = POLICY.next(Phase.RUNNING, elapsed=0.0, expected=8.0, spread=0.0)
+    assert poll.ask is Ask.RESULT
+    window = POLICY.lead + POLICY.min_spread * 8.0  # 1.4 s before the expected end
+    assert poll.delay == pytest.approx(8.0 - window)
+
+
+def test_a_long_run_is_still_looked_at_every_max_interval():
+    assert POLICY.running(0.0, 120.0, 0.1) == 10.0
+
+
+@pytest.mark.parametrize(("elapsed", "delay"), [(7.6, 0.2), (8.0, 0.2), (8.1, 0.2), (9.0, 0.25), (16.0, 2.0)])
+def test_around_the_expected_end_it_polls_densely_and_backs_off_when_the_job_runs_long(elapsed, delay):
+    assert POLICY.running(elapsed, 8.0, 0.0) == pytest.approx(delay)
+
+
+def test_the_window_widens_with_the_learned_spread_up_to_a_limit():
+    assert POLICY.running(0.0, 10.0, 0.3) == pytest.approx(10.0 - 0.6 - 3.0)
+    assert POLICY.running(0.0, 10.0, 5.0) == pytest.approx(10.0 - 0.6 - 4.0)
+
+
+@pytest.mark.parametrize("images", [1, 2, 4, 8])
+def test_an_exactly_expected_end_is_seen_within_a_fine_step_with_few_polls(images):
+    expected = 2.0 * images
+    late, polls = detection_delay(POLICY, expected, expected, spread=0.0)
+    assert late <= POLICY.fine + 1e-9
+    assert polls <= 7
+
+
+@pytest.mark.parametrize("images", [1, 2, 4, 8])
+@pytest.mark.parametrize("variation", [-0.3, -0.2, -0.1, 0.1, 0.2, 0.3])
+def test_runs_within_30_percent_of_the_expected_are_seen_within_2_s_once_that_spread_is_learned(images, variation):
+    expected = 2.0 * images
+    late, _ = detection_delay(POLICY, expected, expected * (1 + variation), spread=0.3)
+    assert late <= 2.0
+
+
+def test_short_intervals_shorten_the_front_and_fine_steps():
+    quick = PollPolicy.from_intervals(0.05, 0.2)
+    assert quick.queued(1) == 0.05
+    assert quick.running(0.0, 0.0) == 0.05
+    assert max(quick.running(t / 10, 8.0, 0.3) for t in range(200)) <= 0.2
+
+
+def test_failures_back_off_up_to_the_longest_interval():
+    assert [POLICY.after_failures(n) for n in (1, 2, 3, 4)] == [4.0, 8.0, 10.0, 10.0]
+
+
+def test_inconsistent_intervals_are_refused():
+    with pytest.raises(ValueError):
+        PollPolicy(interval=2.0, max_interval=1.0)
+    with pytest.raises(ValueError):
+        PollPolicy(fine=2.0, front=1.0)
+
+
+def test_a_run_is_timed_from_between_the_last_queued_and_first_running_poll():
+    run = RunWatch(front=1.0)
+    run.saw(Phase.QUEUED, 10.0)
+    run.saw(Phase.QUEUED, 11.0)
+    run.saw(Phase.RUNNING, 12.0)
+    assert run.started_at == 11.5 and run.start_seen
+    run.saw(Phase.RUNNING, 15.0)
+    assert run.elapsed(16.0) == 4.5
+    assert run.run_seconds(15.2, max_gap=1.5) == pytest.approx(15.1 - 11.5)
+
+
+def test_a_long_gap_before_the_first_running_poll_puts_the_start_half_a_front_step_back():
+    run = RunWatch(front=1.0)
+    run.saw(Phase.QUEUED, 0.0)
+    run.saw(Phase.RUNNING, 6.0)
+    assert run.started_at == 5.5
+
+
+def test_a_run_first_seen_running_is_not_timed():
+    run = RunWatch(front=1.0, started_at=100.0)  # resumed: the start recorded by an earlier process
+    run.saw(Phase.RUNNING, 103.0)
+    assert run.elapsed(104.0) == 4.0
+    assert run.run_seconds(105.0, max_gap=1.5) is None
+    fresh = RunWatch(front=1.0)
+    fresh.saw(Phase.RUNNING, 7.0)
+    assert fresh.elapsed(9.0) == 2.0 and fresh.run_seconds(10.0, max_gap=1.5) is None
+
+
+def test_phases_of_remote_states():
+    assert [phase_of(s) for s in (RemoteState.QUEUED, RemoteState.RUNNING, RemoteState.UNKNOWN)] == [
+        Phase.QUEUED,
+        Phase.RUNNING,
+        Phase.UNKNOWN,
+    ]

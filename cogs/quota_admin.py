@@ -12,8 +12,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord import quota_format
+from bot.discord import money_format, quota_format
 from bot.domain import periods
+from bot.domain.money import MAX_BUDGET_MICROS, parse_usd
 from bot.domain.quota_policy import Override
 from bot.engine.quotas import GuildQuota, Quotas
 
@@ -45,6 +46,15 @@ def checked_count(name: str, value: object, *, minimum: int, maximum: int) -> in
     if value > maximum:
         raise Refusal(f"`{name}` can be at most {maximum:,} (you gave {value:,}).")
     return value
+
+
+def checked_dollars(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_usd(value, name="`dollars`", maximum=MAX_BUDGET_MICROS)
+    except ValueError as exc:
+        raise Refusal(str(exc)) from None
 
 
 def checked_period(value: str | None) -> str | None:
@@ -271,54 +281,91 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
 
         await self._respond(interaction, action())
 
-    @app_commands.command(name="budget", description="Cap the whole server's images per period")
+    @app_commands.command(name="budget", description="Cap the whole server's images or dollars per period")
     @app_commands.describe(
         images="Images per period for the whole server; 0 pauses generation (default: unchanged)",
+        dollars="US dollars per period for the whole server, like 25 or 7.50 (default: unchanged)",
         period="The budget's period (default: unchanged, or the server's quota period for a new budget)",
     )
     @app_commands.choices(period=PERIOD_CHOICES)
     @app_commands.checks.has_permissions(manage_guild=True)
     async def budget(
-        self, interaction: discord.Interaction, images: ImageCount | None = None, period: str | None = None
+        self,
+        interaction: discord.Interaction,
+        images: ImageCount | None = None,
+        period: str | None = None,
+        dollars: app_commands.Range[str, 1, 20] | None = None,
     ) -> None:
         async def action() -> str:
             count = None if images is None else checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
+            usd = checked_dollars(dollars)
             chosen_period = checked_period(period)
             before = await self.quotas.guild_settings(interaction.guild_id)
-            if count is None:
+            has_budget = before.budget_images is not None or before.budget_usd_micros is not None
+            if count is None and usd is None:
                 if chosen_period is None:
-                    raise Refusal("Give `images`, `period` or both. To remove the budget, use `/quota budget-remove`.")
-                if before.budget_images is None:
-                    raise Refusal("This server has no budget yet: give `images` to set one.")
-                count = before.budget_images
-            if chosen_period is None and before.budget_images is not None and before.budget_period != before.period:
-                chosen_period = before.budget_period  # a period of its own stays when only the images change
-            return await self._budget_change(interaction, before, count, chosen_period)
+                    raise Refusal(
+                        "Give `images`, `dollars` or `period`. To remove the budget, use `/quota budget-remove`."
+                    )
+                if not has_budget:
+                    raise Refusal("This server has no budget yet: give `images` or `dollars` to set one.")
+            count = before.budget_images if count is None else count
+            usd = before.budget_usd_micros if usd is None else usd
+            if chosen_period is None and has_budget and before.budget_period != before.period:
+                chosen_period = before.budget_period  # a period of its own stays when only the caps change
+            return await self._budget_change(interaction, before, count, chosen_period, usd)
 
         await self._respond(interaction, action())
 
-    @app_commands.command(name="budget-remove", description="Remove the server's image budget")
+    @app_commands.command(name="budget-remove", description="Remove the server's budget")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def budget_remove(self, interaction: discord.Interaction) -> None:
         async def action() -> str:
             before = await self.quotas.guild_settings(interaction.guild_id)
-            if before.budget_images is None:
+            if before.budget_images is None and before.budget_usd_micros is None:
                 return "This server has no budget; nothing changed."
-            return await self._budget_change(interaction, before, None, None)
+            return await self._budget_change(interaction, before, None, None, None)
 
         await self._respond(interaction, action())
 
     async def _budget_change(
-        self, interaction: discord.Interaction, before: GuildQuota, images: int | None, period: str | None
+        self,
+        interaction: discord.Interaction,
+        before: GuildQuota,
+        images: int | None,
+        period: str | None,
+        usd_micros: int | None,
     ) -> str:
-        after = await self.quotas.set_budget(interaction.guild_id, images, period)
+        after = await self.quotas.set_budget(interaction.guild_id, images, period, usd_micros=usd_micros)
         before_text, after_text = quota_format.budget(before), quota_format.budget(after)
         self._log_change(interaction, "budget", "server", before_text, after_text)
         text = quota_format.change("Server budget", before_text, after_text)
-        if after.budget_images is None:
+        if after.budget_images is None and after.budget_usd_micros is None:
             return text
+        when = periods.current(after.budget_period or after.period)
         used = quota_format.images(await self.quotas.guild_usage(interaction.guild_id))
-        return text + f"\n{used} used or reserved {periods.current(after.budget_period or after.period)}."
+        text += f"\n{used} used or reserved {when}."
+        if after.budget_usd_micros is not None:
+            spent, held = await self.quotas.guild_spend(interaction.guild_id)
+            text += f" {money_format.spent_and_held(spent, held)} {when}."
+        return text
+
+    @app_commands.command(name="alerts", description="Choose the channel where the bot alerts this server's admins")
+    @app_commands.describe(channel="The channel for budget, credit and unknown-outcome alerts (leave out: none)")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def alerts(self, interaction: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
+        async def action() -> str:
+            money = self.bot.money
+            before = await money.alert_channel(interaction.guild_id)
+            channel_id = None if channel is None else channel.id
+            await money.set_alert_channel(interaction.guild_id, channel_id)
+            before_text, after_text = money_format.channel(before), money_format.channel(channel_id)
+            self._log_change(interaction, "alert channel", "server", before_text, after_text)
+            return quota_format.change("Alert channel", before_text, after_text) + (
+                "" if channel is None else "\n" + money_format.ALERTS_EXPLAINED
+            )
+
+        await self._respond(interaction, action())
 
     # ---- reading ------------------------------------------------------------------------------
 
@@ -339,6 +386,9 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
                     member.mention, usage, max_concurrent=guild.max_concurrent, blocked_prompts=blocked
                 )
             server = interaction.guild
+            budget_start, _ = periods.period_bounds(guild.budget_period or guild.period, self.bot.storage.clock())
+            spend = await self.bot.money.guild_spend(guild_id, budget_start)
+            spenders = await self.bot.money.top_spenders(guild_id, since, TOP_USERS)
             return quota_format.server_report(
                 guild,
                 await self.quotas.overrides(guild_id),
@@ -350,6 +400,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
                     (job.user_id, job.submitted_at or job.created_at)
                     for job in await self.bot.storage.unknown_outcome_jobs(guild_id, UNKNOWN_OUTCOMES_LISTED)
                 ],
+                spend_lines=money_format.spend_lines(spend, spenders, budget=guild, period_text=periods.current),
             )
 
         await self._respond(interaction, action())

@@ -11,6 +11,7 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
 from bot.cli.health import Heartbeat
+from bot.discord.alerts import Alerts
 from bot.discord.presenter import DiscordPresenter
 from bot.discord.sync import InMemoryMetaStore, MetaStore, sync_commands
 from bot.discord.tree import SeedreamTree
@@ -21,6 +22,7 @@ from bot.engine.tracker import Tracker, TrackerConfig
 from bot.runcomfy.client import RunComfyClient
 from bot.settings import Settings, secrets_of
 from bot.store.database import Storage
+from bot.store.money import MoneyStore
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,11 @@ class SeedreamBot(commands.Bot):
             self.prices = PriceBook(self.runcomfy, self.storage, settings.price_per_image_usd_micros)
             await self.prices.load()
         self.quotas = Quotas(self.storage, QuotaDefaults.from_settings(settings), price_per_image=self.prices.price)
+        self.money = MoneyStore(self.storage)
+        self.alerts = Alerts(self, self.quotas, self.money, self.storage.clock)
+        self.prices.on_credit_change(self.alerts.credit_changed)
         self.presenter = DiscordPresenter(self, self.storage, edit_interval=settings.status_edit_interval_seconds)
+        self.presenter.watchers.append(self.alerts.job_changed)
         workdir = settings.database_path.parent / "downloads"
         self.tracker = Tracker(
             self.storage, self.runcomfy, self.presenter, TrackerConfig.from_settings(settings, workdir)
@@ -134,6 +140,8 @@ class SeedreamBot(commands.Bot):
         self.accepting_commands = False
         if getattr(self, "prices", None) is not None:
             await self.prices.close()
+        if getattr(self, "alerts", None) is not None:
+            await self.alerts.close()
         if getattr(self, "tracker", None) is not None:
             await self.tracker.close()
         if getattr(self, "heartbeat", None) is not None:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,7 @@ class DiscordPresenter:
         self._refused_limits: dict[int, int] = {}  # guild -> a limit learnt from Discord refusing a message
         self._finished: OrderedDict[str, None] = OrderedDict()  # recently finished jobs, oldest first
         self._closed = False
+        self.watchers: list[Callable[[Job], None]] = []  # told of every change shown (alerts listen here)
 
     # ---- the first status ----------------------------------------------------------------------------
 
@@ -135,6 +136,8 @@ class DiscordPresenter:
     async def job_changed(self, job: Job) -> None:
         if self._closed:
             return
+        for watcher in self.watchers:
+            watcher(job)
         slot = self._slots.get(job.id)
         if slot is None:
             if job.id in self._finished and not job.state.terminal:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from bot.discord.quota_messages import discord_time
 from bot.domain import periods
+from bot.domain.money import format_usd
 from bot.domain.quota_policy import SOURCE_USER, GuildQuota, Limit, Override, Usage
 
 MESSAGE_LIMIT = 2000
@@ -47,9 +48,14 @@ def override(value: Override | None, period: str) -> str:
 
 
 def budget(guild: GuildQuota) -> str:
-    if guild.budget_images is None:
+    caps = []
+    if guild.budget_images is not None:
+        caps.append(images(guild.budget_images))
+    if guild.budget_usd_micros is not None:
+        caps.append(format_usd(guild.budget_usd_micros))
+    if not caps:
         return "none"
-    return f"{images(guild.budget_images)} per {guild.budget_period or guild.period}"
+    return f"{' and '.join(caps)} per {guild.budget_period or guild.period}"
 
 
 def defaults(guild: GuildQuota) -> str:
@@ -102,6 +108,7 @@ def server_report(
     blocked_prompts: int,
     role_exists: Callable[[int], bool],
     unknown_outcomes: Sequence[tuple[int, float]] = (),
+    spend_lines: Sequence[str] = (),
 ) -> str:
     """`/quota show` without a user: settings, budget, every override and the top users this period."""
     when = periods.current(guild.period)
@@ -109,11 +116,12 @@ def server_report(
         "**Image quotas on this server**",
         f"Default: {defaults(guild)}" + (" (the bot's defaults)" if guild.is_default else ""),
     ]
-    if guild.budget_images is None:
+    if guild.budget_images is None and guild.budget_usd_micros is None:
         lines.append("Server budget: none")
     else:
         budget_when = periods.current(guild.budget_period or guild.period)
         lines.append(f"Server budget: {budget(guild)}; {images(budget_used)} used or reserved {budget_when}")
+    lines.extend(spend_lines)
     lines.append(f"Prompts refused by the filter {when}: {blocked_prompts}")
     lines.append("**Overrides**" if overrides else "**Overrides**: none")
     for item in overrides[:MAX_LISTED_OVERRIDES]:

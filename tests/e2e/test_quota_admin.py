@@ -23,8 +23,9 @@ SUBCOMMANDS = {
     "remove": ["target"],
     "reset": ["user"],
     "show": ["user"],
-    "budget": ["images", "period"],
+    "budget": ["images", "period", "dollars"],
     "budget-remove": [],
+    "alerts": ["channel"],
 }
 
 
@@ -94,6 +95,7 @@ async def test_members_without_manage_server_are_refused_and_nothing_changes(fak
         "show": {},
         "budget": {"images": 5},
         "budget-remove": {},
+        "alerts": {"channel": world.channel},
     }
     for subcommand, options in attempts.items():
         text = await quota(fake_discord, subcommand, options, by=world.member)

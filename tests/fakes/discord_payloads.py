@@ -334,6 +334,10 @@ def command_option(name: str, value: Any) -> tuple[dict[str, Any], dict[str, dic
         return {"name": name, "type": USER, "value": value["id"]}, {"users": {value["id"]: value}}
     if isinstance(value, dict) and "permissions" in value:  # a role
         return {"name": name, "type": ROLE, "value": value["id"]}, {"roles": {value["id"]: value}}
+    if isinstance(value, dict) and "permission_overwrites" in value:  # a channel
+        return {"name": name, "type": CHANNEL, "value": value["id"]}, {
+            "channels": {value["id"]: {**value, "permissions": "0"}}
+        }
     if isinstance(value, bool):
         return {"name": name, "type": BOOLEAN, "value": value}, {}
     if isinstance(value, int):

@@ -35,6 +35,7 @@ def _command(commands: Any, name: str, summary: str, description: str, epilog: s
 def _parser() -> argparse.ArgumentParser:
     from bot.cli import fetch as cli_fetch
     from bot.cli import generate as cli_generate
+    from bot.cli import report as cli_report
 
     parser = argparse.ArgumentParser(
         prog="seedream-bot",
@@ -61,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     cli_fetch.add_arguments(
         _command(commands, "fetch", "save the images of a job started earlier", cli_fetch.DESCRIPTION, cli_fetch.EPILOG)
+    )
+    cli_report.add_arguments(
+        _command(
+            commands,
+            "report",
+            "print spend per server and member from the database (works while the bot runs)",
+            cli_report.DESCRIPTION,
+            cli_report.EPILOG,
+        )
     )
     _command(
         commands,
@@ -94,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             from bot.cli import fetch as cli_fetch
 
             return cli_fetch.main(args)
+        if command == "report":
+            from bot.cli import report as cli_report
+
+            return cli_report.main(args)
         if command == "check":
             from bot.cli import check
 

@@ -3,7 +3,11 @@
 Following the job and saving its images is `bot.cli.job`, shared with `seedream-bot fetch`. Ctrl-C cancels a queued
 job at RunComfy; a generating one cannot be cancelled, so the command keeps waiting (a second Ctrl-C quits) and says
 how to collect the images later.
-Exit codes: 0 done, 2 bad input or settings, 3 token refused, 4 RunComfy failure or failed job, 130 interrupted.
+Before submitting it prints the set's price (RunComfy's quote, else PRICE_PER_IMAGE_USD) and, when standard input
+is a terminal, asks for confirmation (`--yes` skips the question; with no terminal, as in scripts and cron, nothing
+is asked). At the end it prints what the set cost.
+Exit codes: 0 done, 1 declined at the confirmation, 2 bad input or settings, 3 token refused, 4 RunComfy failure or
+failed job, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from bot.cli.job import (
     save_images,
     wait_for_result,
 )
+from bot.cli.quote import EXIT_DECLINED, cost_line, quote
 from bot.domain.seedream import DEFAULT_ASPECT, MAX_IMAGES, MIN_IMAGES, SeedreamRequest, ValidationError, build_request
 from bot.logging_setup import configure_logging
 from bot.runcomfy.client import AuthError, RunComfyClient, RunComfyError
@@ -37,8 +42,8 @@ from bot.settings import Settings, SettingsError, load_settings, secrets_of
 __all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "describe", "main"]
 
 DESCRIPTION = (
-    "Generate one Seedream 4.0 image set at RunComfy and save it in a folder. This is a real, paid job "
-    "(about USD 0.03 per image). Needs only RUNCOMFY_API_TOKEN."
+    "Generate one Seedream 4.0 image set at RunComfy and save it in a folder. This is a real, paid job: the price "
+    "is printed first and, on a terminal, confirmed (--yes skips the question). Needs only RUNCOMFY_API_TOKEN."
 )
 EPILOG = """\
 defaults: --aspect 16:9 (2560x1440), --mode fast, --images the count the prompt states, else 3, --seed random.
@@ -47,7 +52,11 @@ The images are saved as seedream_<request>_01.png ... (or .jpg/.webp, as RunComf
 Ctrl-C cancels a job still queued. Once it is generating it cannot be cancelled: Ctrl-C then keeps waiting
 (a second Ctrl-C quits) and prints the command that collects the images later: seedream-bot fetch.
 
-exit codes: 0 done, 2 bad input or settings, 3 token refused, 4 RunComfy failure or failed job, 130 interrupted.
+The price comes from RunComfy (else PRICE_PER_IMAGE_USD); the question is asked only when standard input is a
+terminal. The actual cost is printed at the end.
+
+exit codes: 0 done, 1 declined, 2 bad input or settings, 3 token refused, 4 RunComfy failure or failed job,
+130 interrupted.
 """
 
 
@@ -66,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="a whole number, for repeatable results (default: random)")
     parser.add_argument("--mode", default="fast", help="fast or standard: better, slower (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("."), help="folder for the images (default: here)")
+    parser.add_argument("--yes", "-y", action="store_true", help="submit without asking to confirm the price")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -80,10 +90,30 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         error(problem)
         return EXIT_INPUT
-    return asyncio.run(_generate(request, settings, args.out))
+    quoted = asyncio.run(quote(request, settings))
+    if isinstance(quoted, int):
+        return quoted  # the account is out of credit, or the token was refused: nothing to confirm
+    price = quoted.per_image_micros
+    if not args.yes and sys.stdin.isatty() and not confirm("Submit this paid job? [y/N] "):
+        note("Nothing was sent to RunComfy.")
+        return EXIT_DECLINED
+    return asyncio.run(_generate(request, settings, args.out, price))
 
 
-async def _generate(request: SeedreamRequest, settings: Settings, out: Path) -> int:
+def confirm(question: str) -> bool:
+    """Ask on standard error (standard output carries only the saved paths); anything but yes is no."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        answer = ""
+    if not answer.endswith("\n"):
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def _generate(request: SeedreamRequest, settings: Settings, out: Path, price: int) -> int:
     progress = Progress(sys.stderr)
     interrupts = Interrupts(progress)
     client = RunComfyClient(
@@ -103,7 +133,11 @@ async def _generate(request: SeedreamRequest, settings: Settings, out: Path) -> 
             job.rid = handle.request_id
             note(f"Request {job.rid}: {request.images} image(s), {request.aspect.ratio}, {request.mode.value} mode.")
             result = await wait_for_result(job)
-            return result if isinstance(result, int) else await save_images(job, result)
+            if isinstance(result, int):
+                return result
+            code = await save_images(job, result)
+            note(cost_line(result, price))
+            return code
     except asyncio.CancelledError:
         progress.end_line()
         if job.rid is None:

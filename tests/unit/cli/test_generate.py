@@ -48,6 +48,7 @@ async def start_cli(
         *args,
         cwd=tmp_path,
         env=cli_env(fake, tmp_path, **env),
+        stdin=asyncio.subprocess.DEVNULL,  # not a terminal: no price confirmation is asked
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

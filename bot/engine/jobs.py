@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # A 429 answer means RunComfy did not take the job, so sending it again cannot charge twice.
 RATE_LIMITED_ATTEMPTS = 4
 RATE_LIMITED_MAX_WAIT = 10.0
-# Refused up front on every server while RunComfy says the account has no credit (see bot.pricing).
+# Refused up front on every server while RunComfy says the account has no credit (see bot.engine.pricing).
 OUT_OF_CREDIT = "The bot's RunComfy account is out of credit; the server's admins have been told."
 REQUEST_ID_PATIENCE = 600.0  # seconds to keep trying to record a request id while the database cannot be written
 

@@ -139,7 +139,7 @@ class JobResult:
     error: str | None
     created_at: str | None
     finished_at: str | None
-    cost_micros: int | None = None  # what RunComfy billed, when it says so (see bot.runcomfy_price)
+    cost_micros: int | None = None  # what RunComfy billed, when it says so (see bot.runcomfy.price)
 
 
 class CancelOutcome(Enum):

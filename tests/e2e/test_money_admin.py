@@ -48,7 +48,7 @@ async def test_bad_dollar_amounts_are_refused_politely(fake_discord, start_bot):
     for bad in ("lots", "-5", "1e40"):
         text = await quota(fake_discord, "budget", {"dollars": bad})
         assert text.startswith("`dollars` must be"), text
-    assert (await bot.engine.quotas.guild_settings(fake_discord.world.guild_id)).budget_usd_micros is None
+    assert (await bot.quotas.guild_settings(fake_discord.world.guild_id)).budget_usd_micros is None
 
 
 async def test_alerts_at_80_and_100_percent_once_each(fake_discord, fake_runcomfy, start_bot):

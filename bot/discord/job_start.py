@@ -16,8 +16,10 @@ from typing import Any
 
 import discord
 
+from bot.discord import quota_messages
 from bot.domain.job_state import JobState
 from bot.domain.seedream import ValidationError
+from bot.engine.jobs import OutOfCredit
 from bot.engine.quotas import QuotaRefused
 from bot.store.database import Job
 
@@ -74,6 +76,9 @@ async def start_job(interaction: discord.Interaction, options: Mapping[str, Any]
             log.warning("could not defer the interaction (HTTP %s)", exc.status)
     try:
         job, _request = await creating
+    except OutOfCredit:
+        await refuse(interaction, quota_messages.OUT_OF_CREDIT)
+        return None
     except (ValidationError, QuotaRefused) as exc:
         await refuse(interaction, getattr(exc, "message", None) or str(exc))
         return None

@@ -52,3 +52,7 @@ def over_budget(budget: int, left: int, wanted: int, period: str | None, resets_
         f"This server's image budget has only {_images(left)} left {when}, and this set needs {wanted}. "
         f"Please ask for {left} or fewer. {reset}"
     )
+
+
+# Refused up front on every server while RunComfy says the bot's account has no credit.
+OUT_OF_CREDIT = "The bot's RunComfy account is out of credit; the server's admins have been told."

@@ -13,7 +13,7 @@ from bot.domain.seedream import SeedreamRequest, build_request
 from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
 from bot.engine.pricing import PriceBook
 from bot.engine.prompt_filter import PromptFilter
-from bot.engine.quotas import QuotaRefused, Quotas
+from bot.engine.quotas import Quotas
 from bot.engine.tracker import Tracker
 from bot.logging_setup import for_job
 from bot.runcomfy.client import (
@@ -32,9 +32,12 @@ log = logging.getLogger(__name__)
 # A 429 answer means RunComfy did not take the job, so sending it again cannot charge twice.
 RATE_LIMITED_ATTEMPTS = 4
 RATE_LIMITED_MAX_WAIT = 10.0
-# Refused up front on every server while RunComfy says the account has no credit (see bot.engine.pricing).
-OUT_OF_CREDIT = "The bot's RunComfy account is out of credit; the server's admins have been told."
 REQUEST_ID_PATIENCE = 600.0  # seconds to keep trying to record a request id while the database cannot be written
+
+
+class OutOfCredit(Exception):
+    """RunComfy said the account has no credit: new sets are refused on every server until a probe shows it works
+    again (see `bot.engine.pricing`). Nothing was reserved."""
 
 
 class JobService:
@@ -70,7 +73,8 @@ class JobService:
     ) -> tuple[Job, SeedreamRequest]:
         """Validate the options, check the prompt filter, then reserve the images.
 
-        Raises ValidationError (PromptBlocked, a subclass, for a blocked prompt: nothing is reserved) or QuotaRefused.
+        Raises ValidationError (PromptBlocked, a subclass, for a blocked prompt: nothing is reserved), OutOfCredit
+        or QuotaRefused.
         """
         options = {"prompt": prompt, "images": images, "seed": seed}
         if aspect is not None:
@@ -79,7 +83,7 @@ class JobService:
             options["mode"] = mode
         request = build_request(**options)
         if self.prices is not None and self.prices.out_of_credit:
-            raise QuotaRefused(OUT_OF_CREDIT, reason="credit")
+            raise OutOfCredit
         await self.prompt_filter.check(guild_id, user_id, request.prompt)
         job = await self.quotas.reserve(
             guild_id, user_id, role_ids, request.images, channel_id=channel_id, options=request.options()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bot.discord.quota_messages import OUT_OF_CREDIT
 from bot.domain.job_state import JobState
-from bot.engine.jobs import OUT_OF_CREDIT
 from tests.imagine_helpers import eventually, imagine, job_in, refused_privately, start_imagine_bot, usage_of
 
 

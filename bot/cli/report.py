@@ -124,6 +124,13 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         rows = read_spend(path, args.since, until, args.guild)
+    except sqlite3.OperationalError as exc:
+        if "no such column" in str(exc):
+            print(f"seedream-bot report: {path} was written by an older release: start the bot once to upgrade it",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print(f"seedream-bot report: the database {path} cannot be read ({exc})", file=sys.stderr)
+        return EXIT_FAILED
     except sqlite3.Error as exc:
         print(f"seedream-bot report: the database {path} cannot be read ({exc})", file=sys.stderr)
         return EXIT_FAILED

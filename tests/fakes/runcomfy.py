@@ -4,7 +4,9 @@ The API needs `Authorization: Bearer <token>`. Outputs (the PNGs) are served wit
 same origin, as a local fake or proxy must (downloads are refused anywhere else that is not public); their requests
 are recorded as site "output", so tests can prove the token never reaches them. `separate_output_host=True` serves
 them from another port instead. Jobs advance with time (queue, run, finish), computed lazily on each request:
-thousands of jobs cost no background work.
+thousands of jobs cost no background work. Money as RunComfy's own clients see it: `GET /v1/models/{model_id}`
+answers `model_info` (the price), a finished job's result carries `cost` when asked with `include_cost=true`, and
+`out_of_credit` makes submits and the price call answer 402.
 """
 
 from __future__ import annotations

@@ -10,10 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from bot.domain.job_state import JobState
 from bot.engine.quotas import QuotaDefaults, Quotas
+from bot.store import migrations
 from bot.store.database import Storage
 from bot.store.lock import DatabaseLock
 from tests.fixtures.storage import START_TIME, ManualClock
@@ -107,3 +109,11 @@ async def test_no_database_says_where_it_looked(tmp_path):
     done = await asyncio.to_thread(report, tmp_path, tmp_path / "missing.db", "--since", "2025-01-01")
     assert done.returncode == 1 and "no database at" in done.stderr
     assert not (tmp_path / "missing.db").exists()
+
+
+async def test_a_database_from_before_costs_asks_for_an_upgrade(tmp_path):
+    path = tmp_path / "old.db"
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        await migrations.upgrade(db, target=4)
+    done = await asyncio.to_thread(report, tmp_path, path, "--since", "2025-01-01")
+    assert done.returncode == 1 and "older release: start the bot once" in done.stderr

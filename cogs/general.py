@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
+
+from bot.discord.bot import Interaction, SeedreamBot
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ ABOUT = (
 Mention = Callable[[str], str]
 
 
-def _for_admins(command: app_commands.Command | app_commands.Group) -> bool:
+def _for_admins(command: app_commands.Command[Any, ..., Any] | app_commands.Group) -> bool:
     permissions = command.default_permissions
     return permissions is not None and (permissions.manage_guild or permissions.administrator)
 
@@ -46,7 +49,7 @@ def command_lines(tree: app_commands.CommandTree, *, admins: bool = False, menti
     mention = mention or mention_with({})
     lines: list[str] = []
 
-    def walk(command: app_commands.Command | app_commands.Group) -> None:
+    def walk(command: app_commands.Command[Any, ..., Any] | app_commands.Group) -> None:
         if isinstance(command, app_commands.Group):
             for child in sorted(command.commands, key=lambda c: c.name):
                 walk(child)
@@ -76,7 +79,7 @@ def help_text(tree: app_commands.CommandTree, *, admin: bool = False, ids: Mappi
 
 
 class General(commands.Cog):
-    def __init__(self, bot: commands.Bot) -> None:
+    def __init__(self, bot: SeedreamBot) -> None:
         self.bot = bot
         self._ids: dict[str, int] = {}
 
@@ -94,12 +97,12 @@ class General(commands.Cog):
         return self._ids
 
     @app_commands.command(name="help", description="What this bot does and the commands it offers")
-    async def help(self, interaction: discord.Interaction) -> None:
+    async def help(self, interaction: Interaction) -> None:
         permissions = interaction.permissions
         admin = interaction.guild_id is not None and (permissions.manage_guild or permissions.administrator)
         text = help_text(self.bot.tree, admin=admin, ids=await self._command_ids())
         await interaction.response.send_message(text, ephemeral=True)
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: SeedreamBot) -> None:
     await bot.add_cog(General(bot))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord.buttons import CancelButton
+from bot.discord.bot import Interaction, SeedreamBot
 from bot.discord.job_start import start_job
 from bot.domain.seedream import DEFAULT_ASPECT, MAX_PROMPT_CHARS, MAX_SEED, Aspect, Mode, ValidationError, build_request
 
@@ -22,11 +21,8 @@ MODE_CHOICES = [
 
 
 class Imagine(commands.Cog):
-    def __init__(self, bot: commands.Bot) -> None:
+    def __init__(self, bot: SeedreamBot) -> None:
         self.bot = bot
-
-    async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(CancelButton)
 
     @app_commands.command(name="imagine", description="Generate a set of images with Seedream 4.0")
     @app_commands.guild_only()
@@ -40,7 +36,7 @@ class Imagine(commands.Cog):
     @app_commands.choices(aspect=ASPECT_CHOICES, mode=MODE_CHOICES)
     async def imagine(
         self,
-        interaction: discord.Interaction,
+        interaction: Interaction,
         prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
         images: app_commands.Range[int, 1, 15] | None = None,
         aspect: str | None = None,
@@ -57,5 +53,5 @@ class Imagine(commands.Cog):
         await start_job(interaction, options)
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: SeedreamBot) -> None:
     await bot.add_cog(Imagine(bot))

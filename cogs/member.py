@@ -7,7 +7,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord import quota_format
-from bot.discord.buttons import AgainButton, CancelButton
+from bot.discord.bot import Interaction, SeedreamBot
+from bot.discord.buttons import CancelButton
 from bot.discord.status import render_status, shorten
 from bot.domain import periods
 from bot.domain.job_state import JobState
@@ -60,15 +61,12 @@ def jobs_view(jobs: list[Job]) -> discord.ui.View | None:
 
 
 class Member(commands.Cog):
-    def __init__(self, bot: commands.Bot) -> None:
+    def __init__(self, bot: SeedreamBot) -> None:
         self.bot = bot
-
-    async def cog_load(self) -> None:
-        self.bot.add_dynamic_items(AgainButton)
 
     @app_commands.command(name="usage", description="Your image quota here: used, reserved, left, next reset")
     @app_commands.guild_only()
-    async def usage(self, interaction: discord.Interaction) -> None:
+    async def usage(self, interaction: Interaction) -> None:
         if interaction.guild_id is None:
             await interaction.response.send_message(SERVER_ONLY, ephemeral=True)
             return
@@ -87,7 +85,7 @@ class Member(commands.Cog):
 
     @app_commands.command(name="jobs", description="Your last 10 image sets, with Cancel buttons for waiting ones")
     @app_commands.guild_only()
-    async def jobs(self, interaction: discord.Interaction) -> None:
+    async def jobs(self, interaction: Interaction) -> None:
         if interaction.guild_id is None:
             await interaction.response.send_message(SERVER_ONLY, ephemeral=True)
             return
@@ -105,5 +103,5 @@ class Member(commands.Cog):
             await interaction.response.send_message(quota_format.fit(lines), view=view, ephemeral=True)
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: SeedreamBot) -> None:
     await bot.add_cog(Member(bot))

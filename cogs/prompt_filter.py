@@ -9,6 +9,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord import quota_format
+from bot.discord.bot import Interaction, SeedreamBot
+from bot.discord.tree import guild_of
 from bot.domain import periods
 from bot.engine.prompt_filter import MAX_TERM_CHARS, MAX_TERMS, PromptFilter, TermError
 
@@ -22,7 +24,7 @@ SYNTAX = "Whole words, any case; `*` stands for any letters inside a word (`cat*
 class PromptFilterCommands(
     commands.GroupCog, group_name="filter", group_description="Words or patterns not allowed in prompts (admins)"
 ):
-    def __init__(self, bot: commands.Bot) -> None:
+    def __init__(self, bot: SeedreamBot) -> None:
         self.bot = bot
         super().__init__()
 
@@ -33,9 +35,9 @@ class PromptFilterCommands(
     @app_commands.command(name="add", description="Block a word or pattern in prompts on this server")
     @app_commands.describe(term="A word or a few words; * stands for any letters, e.g. gore*")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def add(self, interaction: discord.Interaction, term: app_commands.Range[str, 1, MAX_TERM_CHARS]) -> None:
+    async def add(self, interaction: Interaction, term: app_commands.Range[str, 1, MAX_TERM_CHARS]) -> None:
         try:
-            canonical, added = await self.prompt_filter.add(interaction.guild_id, term, added_by=interaction.user.id)
+            canonical, added = await self.prompt_filter.add(guild_of(interaction), term, added_by=interaction.user.id)
         except TermError as exc:
             await interaction.response.send_message(str(exc), ephemeral=True)
             return
@@ -51,9 +53,9 @@ class PromptFilterCommands(
     @app_commands.command(name="remove", description="Allow a blocked word or pattern again")
     @app_commands.describe(term="The term as `/filter list` shows it")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def remove(self, interaction: discord.Interaction, term: app_commands.Range[str, 1, MAX_TERM_CHARS]) -> None:
+    async def remove(self, interaction: Interaction, term: app_commands.Range[str, 1, MAX_TERM_CHARS]) -> None:
         try:
-            canonical, removed = await self.prompt_filter.remove(interaction.guild_id, term)
+            canonical, removed = await self.prompt_filter.remove(guild_of(interaction), term)
         except TermError:
             removed, canonical = False, term
         if removed:
@@ -68,8 +70,8 @@ class PromptFilterCommands(
 
     @app_commands.command(name="list", description="Show the words and patterns blocked in prompts here")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def list_terms(self, interaction: discord.Interaction) -> None:
-        guild_id = interaction.guild_id
+    async def list_terms(self, interaction: Interaction) -> None:
+        guild_id = guild_of(interaction)
         terms = await self.prompt_filter.terms(guild_id)
         guild = await self.bot.quotas.guild_settings(guild_id)
         since, _ = periods.period_bounds(guild.period, self.bot.storage.clock())
@@ -84,5 +86,5 @@ class PromptFilterCommands(
         await interaction.response.send_message(quota_format.fit(lines), ephemeral=True)
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: SeedreamBot) -> None:
     await bot.add_cog(PromptFilterCommands(bot))

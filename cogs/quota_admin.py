@@ -13,6 +13,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord import money_format, quota_format
+from bot.discord.bot import Interaction, SeedreamBot
+from bot.discord.tree import guild_of
 from bot.domain import periods
 from bot.domain.money import MAX_BUDGET_MICROS, parse_usd
 from bot.domain.quota_policy import Override
@@ -66,7 +68,7 @@ def checked_period(value: str | None) -> str | None:
 GONE = "That member is no longer on this server (Discord sent only their id), so there is nothing to change."
 
 
-def checked_member(interaction: discord.Interaction, user: discord.abc.User | discord.Object) -> discord.Member:
+def checked_member(interaction: Interaction, user: discord.abc.User | discord.Object) -> discord.Member:
     if not isinstance(user, discord.abc.User):
         raise Refusal(GONE)
     if user.bot:
@@ -76,7 +78,7 @@ def checked_member(interaction: discord.Interaction, user: discord.abc.User | di
     return user
 
 
-def checked_role(interaction: discord.Interaction, role: discord.Role) -> discord.Role:
+def checked_role(interaction: Interaction, role: discord.Role) -> discord.Role:
     guild = interaction.guild
     if guild is not None and guild.get_role(role.id) is None:
         raise Refusal("That role no longer exists on this server.")
@@ -85,7 +87,7 @@ def checked_role(interaction: discord.Interaction, role: discord.Role) -> discor
     return role
 
 
-def checked_target(interaction: discord.Interaction, target: object) -> discord.Member | discord.Role:
+def checked_target(interaction: Interaction, target: object) -> discord.Member | discord.Role:
     if isinstance(target, discord.Role):
         return checked_role(interaction, target)
     if isinstance(target, discord.abc.User):
@@ -106,7 +108,7 @@ def _override_of(overrides: list[Override], kind: str, target_id: int) -> Overri
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image quotas of this server (admins)"):
-    def __init__(self, bot: commands.Bot) -> None:
+    def __init__(self, bot: SeedreamBot) -> None:
         self.bot = bot
         super().__init__()
 
@@ -120,17 +122,17 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
         if await self.quotas.remove_role_override(role.guild.id, role.id):
             log.info("quota override of deleted role %s in guild %s removed", role.id, role.guild.id)
 
-    async def _respond(self, interaction: discord.Interaction, action: Awaitable[str]) -> None:
+    async def _respond(self, interaction: Interaction, action: Awaitable[str]) -> None:
         try:
             text = await action
         except Refusal as exc:
             text = str(exc)
         await interaction.response.send_message(text, ephemeral=True)
 
-    def _log_change(self, interaction: discord.Interaction, what: str, target: str, before: str, after: str) -> None:
+    def _log_change(self, interaction: Interaction, what: str, target: str, before: str, after: str) -> None:
         log.info(
             "quota change in guild %s by admin %s: %s of %s: %s -> %s",
-            interaction.guild_id,
+            guild_of(interaction),
             interaction.user.id,
             what,
             target,
@@ -139,9 +141,9 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
         )
 
     async def _member_limit_change(
-        self, interaction: discord.Interaction, member: discord.Member, images: int | None
+        self, interaction: Interaction, member: discord.Member, images: int | None
     ) -> str:
-        guild_id = interaction.guild_id
+        guild_id = guild_of(interaction)
         before = await self.quotas.effective_limit(guild_id, member.id, role_ids(member))
         await self.quotas.set_user_limit(guild_id, member.id, images)
         after = await self.quotas.effective_limit(guild_id, member.id, role_ids(member))
@@ -152,8 +154,8 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
             text += "\nThey can't generate images here until an admin changes it."
         return text
 
-    async def _role_limit_change(self, interaction: discord.Interaction, role: discord.Role, images: int | None) -> str:
-        guild_id = interaction.guild_id
+    async def _role_limit_change(self, interaction: Interaction, role: discord.Role, images: int | None) -> str:
+        guild_id = guild_of(interaction)
         period = (await self.quotas.guild_settings(guild_id)).period
         before = _override_of(await self.quotas.overrides(guild_id), "role", role.id)
         await self.quotas.set_role_limit(guild_id, role.id, images)
@@ -170,7 +172,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.command(name="set", description="Set a member's image limit per period (0 blocks them)")
     @app_commands.describe(user="The member", images="Images per period; 0 blocks the member")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def set_user(self, interaction: discord.Interaction, user: Person, images: ImageCount) -> None:
+    async def set_user(self, interaction: Interaction, user: Person, images: ImageCount) -> None:
         async def action() -> str:
             member = checked_member(interaction, user)
             count = checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
@@ -181,7 +183,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.command(name="role", description="Set a role's image limit per period")
     @app_commands.describe(role="The role", images="Images per period; members get their most generous role")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def set_role(self, interaction: discord.Interaction, role: discord.Role, images: ImageCount) -> None:
+    async def set_role(self, interaction: Interaction, role: discord.Role, images: ImageCount) -> None:
         async def action() -> str:
             checked = checked_role(interaction, role)
             count = checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
@@ -199,7 +201,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.checks.has_permissions(manage_guild=True)
     async def set_default(
         self,
-        interaction: discord.Interaction,
+        interaction: Interaction,
         images: ImageCount | None = None,
         period: str | None = None,
         concurrent: app_commands.Range[int, 1, MAX_CONCURRENT] | None = None,
@@ -211,9 +213,9 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
             chosen_period = checked_period(period)
             if concurrent is not None:
                 checked_count("concurrent", concurrent, minimum=1, maximum=MAX_CONCURRENT)
-            before = await self.quotas.guild_settings(interaction.guild_id)
+            before = await self.quotas.guild_settings(guild_of(interaction))
             after = await self.quotas.set_guild_defaults(
-                interaction.guild_id, images=count, period=chosen_period, max_concurrent=concurrent
+                guild_of(interaction), images=count, period=chosen_period, max_concurrent=concurrent
             )
             before_text, after_text = quota_format.defaults(before), quota_format.defaults(after)
             self._log_change(interaction, "default", "server", before_text, after_text)
@@ -224,7 +226,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.command(name="unlimited", description="Let a member or a role generate without limit")
     @app_commands.describe(target="A member or a role")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def unlimited(self, interaction: discord.Interaction, target: Mentionable) -> None:
+    async def unlimited(self, interaction: Interaction, target: Mentionable) -> None:
         async def action() -> str:
             checked = checked_target(interaction, target)
             if isinstance(checked, discord.Role):
@@ -236,10 +238,10 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.command(name="remove", description="Remove a member's or a role's own limit")
     @app_commands.describe(target="A member or a role")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def remove(self, interaction: discord.Interaction, target: Mentionable) -> None:
+    async def remove(self, interaction: Interaction, target: Mentionable) -> None:
         async def action() -> str:
             checked = checked_target(interaction, target)
-            guild_id = interaction.guild_id
+            guild_id = guild_of(interaction)
             guild = await self.quotas.guild_settings(guild_id)
             kind = "role" if isinstance(checked, discord.Role) else "user"
             before = _override_of(await self.quotas.overrides(guild_id), kind, checked.id)
@@ -262,10 +264,10 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.command(name="reset", description="Forget a member's usage in the current period")
     @app_commands.describe(user="The member")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def reset(self, interaction: discord.Interaction, user: Person) -> None:
+    async def reset(self, interaction: Interaction, user: Person) -> None:
         async def action() -> str:
             member = checked_member(interaction, user)
-            guild_id = interaction.guild_id
+            guild_id = guild_of(interaction)
             before = await self.quotas.usage(guild_id, member.id, role_ids(member))
             await self.quotas.reset_usage(guild_id, member.id)
             after = await self.quotas.usage(guild_id, member.id, role_ids(member))
@@ -291,7 +293,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.checks.has_permissions(manage_guild=True)
     async def budget(
         self,
-        interaction: discord.Interaction,
+        interaction: Interaction,
         images: ImageCount | None = None,
         period: str | None = None,
         dollars: app_commands.Range[str, 1, 20] | None = None,
@@ -300,7 +302,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
             count = None if images is None else checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
             usd = checked_dollars(dollars)
             chosen_period = checked_period(period)
-            before = await self.quotas.guild_settings(interaction.guild_id)
+            before = await self.quotas.guild_settings(guild_of(interaction))
             has_budget = before.budget_images is not None or before.budget_usd_micros is not None
             if count is None and usd is None:
                 if chosen_period is None:
@@ -319,9 +321,9 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
 
     @app_commands.command(name="budget-remove", description="Remove the server's budget")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def budget_remove(self, interaction: discord.Interaction) -> None:
+    async def budget_remove(self, interaction: Interaction) -> None:
         async def action() -> str:
-            before = await self.quotas.guild_settings(interaction.guild_id)
+            before = await self.quotas.guild_settings(guild_of(interaction))
             if before.budget_images is None and before.budget_usd_micros is None:
                 return "This server has no budget; nothing changed."
             return await self._budget_change(interaction, before, None, None, None)
@@ -330,35 +332,35 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
 
     async def _budget_change(
         self,
-        interaction: discord.Interaction,
+        interaction: Interaction,
         before: GuildQuota,
         images: int | None,
         period: str | None,
         usd_micros: int | None,
     ) -> str:
-        after = await self.quotas.set_budget(interaction.guild_id, images, period, usd_micros=usd_micros)
+        after = await self.quotas.set_budget(guild_of(interaction), images, period, usd_micros=usd_micros)
         before_text, after_text = quota_format.budget(before), quota_format.budget(after)
         self._log_change(interaction, "budget", "server", before_text, after_text)
         text = quota_format.change("Server budget", before_text, after_text)
         if after.budget_images is None and after.budget_usd_micros is None:
             return text
         when = periods.current(after.budget_period or after.period)
-        used = quota_format.images(await self.quotas.guild_usage(interaction.guild_id))
+        used = quota_format.images(await self.quotas.guild_usage(guild_of(interaction)))
         text += f"\n{used} used or reserved {when}."
         if after.budget_usd_micros is not None:
-            spent, held = await self.quotas.guild_spend(interaction.guild_id)
+            spent, held = await self.quotas.guild_spend(guild_of(interaction))
             text += f" {money_format.spent_and_held(spent, held)} {when}."
         return text
 
     @app_commands.command(name="alerts", description="Choose the channel where the bot alerts this server's admins")
     @app_commands.describe(channel="The channel for budget, credit and unknown-outcome alerts (leave out: none)")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def alerts(self, interaction: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
+    async def alerts(self, interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
         async def action() -> str:
             money = self.bot.money
-            before = await money.alert_channel(interaction.guild_id)
+            before = await money.alert_channel(guild_of(interaction))
             channel_id = None if channel is None else channel.id
-            await money.set_alert_channel(interaction.guild_id, channel_id)
+            await money.set_alert_channel(guild_of(interaction), channel_id)
             before_text, after_text = money_format.channel(before), money_format.channel(channel_id)
             self._log_change(interaction, "alert channel", "server", before_text, after_text)
             return quota_format.change("Alert channel", before_text, after_text) + (
@@ -372,9 +374,9 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.command(name="show", description="Show the server's quota settings, or one member's quota")
     @app_commands.describe(user="A member (leave out for the whole server)")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def show(self, interaction: discord.Interaction, user: Person | None = None) -> None:
+    async def show(self, interaction: Interaction, user: Person | None = None) -> None:
         async def action() -> str:
-            guild_id = interaction.guild_id
+            guild_id = guild_of(interaction)
             guild = await self.quotas.guild_settings(guild_id)
             since, _ = periods.period_bounds(guild.period, self.bot.storage.clock())
             prompt_filter = self.bot.jobs.prompt_filter
@@ -406,5 +408,5 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
         await self._respond(interaction, action())
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: SeedreamBot) -> None:
     await bot.add_cog(QuotaAdmin(bot))

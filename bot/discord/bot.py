@@ -1,9 +1,15 @@
-"""The Discord bot: wires the services, loads the cogs and keeps the slash commands in sync."""
+"""The Discord bot: wires the services, loads the cogs and keeps the slash commands in sync.
+
+What the bot is given (storage, the RunComfy client, the price book, where synced commands are remembered) comes
+through its constructor; what it builds on them (quotas, presenter, tracker, job service) is created in
+`start_services`. Every service is a typed attribute, so cogs and buttons reach them typed through `SeedreamBot`.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
 
 import discord
 import yarl
@@ -12,6 +18,7 @@ from discord.gateway import DiscordWebSocket
 
 from bot.cli.health import Heartbeat
 from bot.discord.alerts import Alerts
+from bot.discord.buttons import AgainButton, CancelButton
 from bot.discord.presenter import DiscordPresenter
 from bot.discord.sync import InMemoryMetaStore, MetaStore, sync_commands
 from bot.discord.tree import SeedreamTree
@@ -45,8 +52,28 @@ class SeedreamBot(commands.Bot):
         "cogs.prompt_filter",
     )
 
-    def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0, **services: Any) -> None:
-        """`services` are attached as attributes (e.g. `meta_store=...`), so tests and callers can inject them."""
+    storage: Storage
+    runcomfy: RunComfyClient
+    prices: PriceBook
+    quotas: Quotas
+    money: MoneyStore
+    alerts: Alerts
+    presenter: DiscordPresenter
+    tracker: Tracker
+    jobs: JobService
+    heartbeat: Heartbeat
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        storage: Storage | None = None,
+        runcomfy: RunComfyClient | None = None,
+        prices: PriceBook | None = None,
+        meta_store: MetaStore | None = None,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        """Services not given are opened by `start_services` from the settings (the bot then owns them)."""
         # The bot has no voice features: the warnings about missing voice libraries would only mislead.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
@@ -58,22 +85,31 @@ class SeedreamBot(commands.Bot):
             tree_cls=SeedreamTree,
         )
         self.settings = settings
-        self.meta_store: MetaStore = InMemoryMetaStore()
+        self._given_storage = storage
+        self._given_runcomfy = runcomfy
+        self._given_prices = prices
+        self._given_meta_store = meta_store
+        # What stop_services closes, last opened first; what the bot is given it owns too.
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        if storage is not None:
+            self._closers.append(storage.close)
+        if runcomfy is not None:
+            self._closers.append(runcomfy.aclose)
+        if prices is not None:
+            self._closers.append(prices.close)
+        self.meta_store: MetaStore = meta_store or InMemoryMetaStore()
         self.commands_synced: bool | None = None
         self.accepting_commands = True
         self._resumed = False
+        self._started = False
         self._services_stopped = False
-        self._meta_store_injected = "meta_store" in services
-        for name, service in services.items():
-            if not hasattr(self, name) or name == "meta_store":
-                setattr(self, name, service)
-            else:
-                raise TypeError(f"service name {name!r} clashes with a bot attribute")
         self._custom_api = settings.discord_api_base_url != DEFAULT_DISCORD_API_BASE_URL
         if self._custom_api:
             discord.http.Route.BASE = settings.discord_api_base_url
 
     async def setup_hook(self) -> None:
+        # The buttons under status messages: registered once, they answer for messages from before a restart too.
+        self.add_dynamic_items(CancelButton, AgainButton)
         await self.start_services()
         for extension in self.EXTENSIONS:
             await self.load_extension(extension)
@@ -96,11 +132,14 @@ class SeedreamBot(commands.Bot):
     async def start_services(self) -> None:
         """Open storage, the RunComfy client and the job tracker (services injected at construction are kept)."""
         settings = self.settings
-        if getattr(self, "storage", None) is None:
+        if self._given_storage is None:
             self.storage = await Storage.open(settings.database_path)
-        if not self._meta_store_injected:
+            self._closers.append(self.storage.close)
+        else:
+            self.storage = self._given_storage
+        if self._given_meta_store is None:
             self.meta_store = self.storage
-        if getattr(self, "runcomfy", None) is None:
+        if self._given_runcomfy is None:
             self.runcomfy = RunComfyClient(
                 settings.runcomfy_api_token,
                 settings.runcomfy_base_url,
@@ -108,12 +147,19 @@ class SeedreamBot(commands.Bot):
                 secrets=secrets_of(settings),
                 download_timeout=settings.download_timeout_seconds,
             )
-        if getattr(self, "prices", None) is None:
+            self._closers.append(self.runcomfy.aclose)
+        else:
+            self.runcomfy = self._given_runcomfy
+        if self._given_prices is None:
             self.prices = PriceBook(self.runcomfy, self.storage, settings.price_per_image_usd_micros)
+            self._closers.append(self.prices.close)
             await self.prices.load()
+        else:
+            self.prices = self._given_prices
         self.quotas = Quotas(self.storage, QuotaDefaults.from_settings(settings), price_per_image=self.prices.price)
         self.money = MoneyStore(self.storage)
         self.alerts = Alerts(self, self.quotas, self.money, self.storage.clock)
+        self._closers.append(self.alerts.close)
         self.prices.on_credit_change(self.alerts.credit_changed)
         self.presenter = DiscordPresenter(self, self.storage, edit_interval=settings.status_edit_interval_seconds)
         self.presenter.watchers.append(self.alerts.job_changed)
@@ -121,9 +167,12 @@ class SeedreamBot(commands.Bot):
         self.tracker = Tracker(
             self.storage, self.runcomfy, self.presenter, TrackerConfig.from_settings(settings, workdir)
         )
+        self._closers.append(self.tracker.close)
         self.jobs = JobService(self.storage, self.quotas, self.runcomfy, self.tracker, prices=self.prices)
         self.heartbeat = Heartbeat(settings.heartbeat_path, status=self._health_status, alive=self._connected)
+        self._closers.append(self.heartbeat.stop)
         self._resumed = False
+        self._started = True
 
     def _connected(self) -> bool:
         socket = getattr(self.ws, "socket", None)
@@ -138,18 +187,8 @@ class SeedreamBot(commands.Bot):
         Unfinished jobs stay in the database and are resumed at the next start.
         """
         self.accepting_commands = False
-        if getattr(self, "prices", None) is not None:
-            await self.prices.close()
-        if getattr(self, "alerts", None) is not None:
-            await self.alerts.close()
-        if getattr(self, "tracker", None) is not None:
-            await self.tracker.close()
-        if getattr(self, "heartbeat", None) is not None:
-            await self.heartbeat.stop()
-        if getattr(self, "runcomfy", None) is not None:
-            await self.runcomfy.aclose()
-        if getattr(self, "storage", None) is not None:
-            await self.storage.close()
+        while self._closers:
+            await self._closers.pop()()
 
     async def close(self) -> None:
         if not self._services_stopped:
@@ -159,9 +198,12 @@ class SeedreamBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("Connected as %s (id %s) to %d servers.", self.user, self.user and self.user.id, len(self.guilds))
-        if not self._resumed and getattr(self, "tracker", None) is not None:
+        if not self._resumed and self._started:
             # Jobs are resumed once the guilds are known, so their channels and upload limits are too.
             self._resumed = True
             self.heartbeat.start()
             self.prices.start()  # reads the price now, then hourly (every few minutes while out of credit)
             await self.tracker.resume()
+
+
+Interaction: TypeAlias = discord.Interaction[SeedreamBot]  # what the cogs and buttons receive

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -12,6 +14,9 @@ from bot.discord.tree import GENERIC_ERROR, RESTARTING
 from bot.domain.seedream import MAX_SEED
 from bot.engine.tracker import CancelReply
 from bot.logging_setup import for_job
+
+if TYPE_CHECKING:
+    from bot.discord.bot import SeedreamBot
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +38,11 @@ CANCEL_ANSWERS = {
 UNKNOWN_JOB = CANCEL_ANSWERS[CancelReply.UNKNOWN_JOB]
 
 
+_Button = discord.ui.Button[discord.ui.View]
+
+
 class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"seedream:cancel:(?P<job_id>[0-9a-zA-Z_-]{1,40})"
+    discord.ui.DynamicItem[_Button], template=r"seedream:cancel:(?P<job_id>[0-9a-zA-Z_-]{1,40})"
 ):
     def __init__(self, job_id: str, *, label: str = "Cancel") -> None:
         self.job_id = job_id
@@ -45,10 +53,12 @@ class CancelButton(
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> CancelButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> CancelButton:
         return cls(match["job_id"])
 
-    async def callback(self, interaction: discord.Interaction) -> None:
+    async def callback(self, interaction: discord.Interaction[SeedreamBot]) -> None:  # type: ignore[override]
         bot = interaction.client
         job = await bot.storage.get_job(self.job_id)
         if job is None or job.guild_id != interaction.guild_id:
@@ -67,7 +77,7 @@ class CancelButton(
 
 
 class AgainButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"seedream:again:(?P<job_id>[0-9a-zA-Z_-]{1,40})"
+    discord.ui.DynamicItem[_Button], template=r"seedream:again:(?P<job_id>[0-9a-zA-Z_-]{1,40})"
 ):
     """Start a new job with the same options and a new random seed, for whoever clicks (on their own quota)."""
 
@@ -80,12 +90,14 @@ class AgainButton(
         )
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> AgainButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> AgainButton:
         return cls(match["job_id"])
 
-    async def callback(self, interaction: discord.Interaction) -> None:
+    async def callback(self, interaction: discord.Interaction[SeedreamBot]) -> None:  # type: ignore[override]
         bot = interaction.client
-        if not getattr(bot, "accepting_commands", True):
+        if not bot.accepting_commands:
             await interaction.response.send_message(RESTARTING, ephemeral=True)
             return
         job = await bot.storage.get_job(self.job_id)

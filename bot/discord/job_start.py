@@ -12,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 
 from bot.discord import quota_messages
+from bot.discord.tree import channel_of, guild_of
 from bot.domain.job_state import JobState
 from bot.domain.seedream import ValidationError
 from bot.engine.jobs import OutOfCredit
 from bot.engine.quotas import QuotaRefused
 from bot.store.database import Job
+
+if TYPE_CHECKING:
+    from bot.discord.bot import SeedreamBot
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +50,18 @@ async def refuse(interaction: discord.Interaction, text: str) -> None:
         log.warning("a refusal could not be shown to user %s (HTTP %s)", interaction.user.id, exc.status)
 
 
-async def start_job(interaction: discord.Interaction, options: Mapping[str, Any]) -> Job | None:
+async def start_job(interaction: discord.Interaction[SeedreamBot], options: Mapping[str, Any]) -> Job | None:
     """Create, show and submit a job with these options (`SeedreamRequest.options()` keys) for the member.
 
     Returns the submitted job, or None when it was refused (invalid, blocked prompt, over quota): the member
     was then told why, privately. A job that cannot be sent gives its images back before the error propagates.
     """
-    bot: Any = interaction.client
+    bot = interaction.client
     member = interaction.user
     creating = asyncio.ensure_future(
         bot.jobs.create(
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
+            guild_id=guild_of(interaction),
+            channel_id=channel_of(interaction),
             user_id=member.id,
             role_ids=[role.id for role in getattr(member, "roles", [])],
             prompt=options["prompt"],

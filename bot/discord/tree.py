@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
 from bot.store.database import storage_failure
+
+if TYPE_CHECKING:
+    from bot.discord.bot import SeedreamBot
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +20,23 @@ GENERIC_ERROR = "Something went wrong on my side. Please try again; if it keeps 
 STORAGE_UNAVAILABLE = "I can't save anything right now (my storage is failing), so nothing was reserved; try later."
 
 
-class SeedreamTree(app_commands.CommandTree):
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if getattr(self.client, "accepting_commands", True):
+def guild_of(interaction: discord.Interaction[Any]) -> int:
+    """The server a command came from; guild_only commands are only sent from servers, so None is refused."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild_id
+
+
+def channel_of(interaction: discord.Interaction[Any]) -> int:
+    """The channel a server's command or button came from (always sent for those)."""
+    if interaction.channel_id is None:
+        raise app_commands.NoPrivateMessage()
+    return interaction.channel_id
+
+
+class SeedreamTree(app_commands.CommandTree["SeedreamBot"]):
+    async def interaction_check(self, interaction: discord.Interaction[SeedreamBot]) -> bool:
+        if self.client.accepting_commands:
             return True
         await interaction.response.send_message(RESTARTING, ephemeral=True)
         return False

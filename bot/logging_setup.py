@@ -189,7 +189,7 @@ class JsonFormatter(_RedactingFormatter):
         return json.dumps(event, ensure_ascii=False, default=str)
 
 
-class ContextAdapter(logging.LoggerAdapter):
+class ContextAdapter(logging.LoggerAdapter[Any]):
     """A logger that adds its context (job, guild, user, request_id, ...) to every record."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
@@ -199,7 +199,7 @@ class ContextAdapter(logging.LoggerAdapter):
         return msg, kwargs
 
 
-def job_log(logger: logging.Logger | logging.LoggerAdapter, **context: Any) -> ContextAdapter:
+def job_log(logger: logging.Logger | logging.LoggerAdapter[Any], **context: Any) -> ContextAdapter:
     """`logger` with `context` attached; fields whose value is None are left out. Adapters nest."""
     if isinstance(logger, logging.LoggerAdapter):
         context = {**(logger.extra or {}), **context}
@@ -238,7 +238,7 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
     logging.captureWarnings(True)
 
 
-def for_job(logger: logging.Logger | logging.LoggerAdapter, job: Any) -> ContextAdapter:
+def for_job(logger: logging.Logger | logging.LoggerAdapter[Any], job: Any) -> ContextAdapter:
     """`logger` carrying a job's id, guild, user and RunComfy request_id."""
     return job_log(
         logger,

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import tempfile
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,11 +205,13 @@ async def run_checks(environ: Mapping[str, str] | None = None) -> list[CheckResu
     )
     if not settings.runcomfy_api_token:
         reason = "RUNCOMFY_API_TOKEN is not set"
-        runcomfy = asyncio.gather(_skipped("runcomfy", reason), _skipped("price", reason))
+        runcomfy: Awaitable[Sequence[CheckResult]] = asyncio.gather(
+            _skipped("runcomfy", reason), _skipped("price", reason)
+        )
     else:
         runcomfy = _runcomfy_and_price(settings)
-    *others, runcomfy_results = await asyncio.gather(*folders, discord, runcomfy)
-    return [settings_result, *others, *runcomfy_results]
+    folder_results, discord_result, runcomfy_results = await asyncio.gather(asyncio.gather(*folders), discord, runcomfy)
+    return [settings_result, *folder_results, discord_result, *runcomfy_results]
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:

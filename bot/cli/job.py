@@ -268,7 +268,8 @@ async def save_images(job: Job, result: JobResult) -> int:
 
     downloads = asyncio.gather(*(fetch(i, url) for i, url in enumerate(urls, 1)), return_exceptions=True)
     interrupted = asyncio.ensure_future(job.interrupts.event.wait())
-    await asyncio.wait({downloads, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+    waiting: set[asyncio.Future[Any]] = {downloads, interrupted}
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     interrupted.cancel()
     if not downloads.done():
         downloads.cancel()

@@ -14,7 +14,7 @@ import contextlib
 import datetime
 import io
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, BinaryIO
+from typing import Any
 
 import discord
 
@@ -40,7 +40,7 @@ async def find_part(channel: Any, me: Any, job: Any, part: Any) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def upload_files(images: Sequence[PreparedImage]) -> AsyncIterator[dict[str, list[discord.File]]]:
+async def upload_files(images: Sequence[PreparedImage]) -> AsyncIterator[dict[str, Any]]:
     """`files=` for a send (nothing when there are none), opened off the event loop and closed after."""
     handles = await asyncio.gather(*(_open(image) for image in images))
     files = [discord.File(handle, filename=image.filename) for handle, image in zip(handles, images, strict=True)]
@@ -52,7 +52,7 @@ async def upload_files(images: Sequence[PreparedImage]) -> AsyncIterator[dict[st
             file.fp.close()
 
 
-async def _open(image: PreparedImage) -> BinaryIO:
+async def _open(image: PreparedImage) -> io.BufferedIOBase:
     if image.data is not None:
         return io.BytesIO(image.data)
     assert image.path is not None

@@ -194,7 +194,7 @@ class DiscordPresenter:
 
     async def _show(self, job: Job, view: StatusView) -> None:
         embed, buttons = status_embed(view), _buttons(job, view)
-        if self._reply_usable(job):
+        if job.reply_message_id is not None and self._reply_usable(job):
             try:
                 async with _reply_errors():
                     await self._webhook(job).edit_message(job.reply_message_id, embed=embed, view=buttons)
@@ -337,7 +337,8 @@ class DiscordPresenter:
                 message_id=job.reply_message_id, channel_id=channel.id, fail_if_not_exists=False
             )
         try:
-            return await channel.send(**kwargs)
+            message: discord.Message = await channel.send(**kwargs)
+            return message
         except discord.HTTPException as exc:
             if is_permanent(exc):  # a deleted channel or a missing permission: trying again cannot help
                 raise await self._refused(job, exc) from exc

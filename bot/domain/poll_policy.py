@@ -112,7 +112,7 @@ class PollPolicy:
 
     def after_failures(self, failures: int) -> float:
         """The pause after `failures` failed polls in a row (the client already retried each)."""
-        return min(self.max_interval, self.interval * 2 ** max(0, failures))
+        return min(self.max_interval, self.interval * 2.0 ** max(0, failures))
 
 
 @dataclass

@@ -23,6 +23,7 @@ Discord itself returns the first message instead of making a second one within a
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -240,13 +241,13 @@ class SetPoster:
                     image = queue.popleft()
                     log.warning("image %d does not fit the upload limit (%d bytes); linking it", image.index, limit)
                     part = await self._announce(progress, image.index, image.index, 1, link_url=image.source_url)
-                    url = await self._attempt(part, lambda image=image, part=part: self.post_link(image, part.nonce))
+                    url = await self._attempt(part, functools.partial(self.post_link, image, part.nonce))
                     report.linked += 1
                     await self._record(progress, part, url)
                     continue
                 part = await self._announce(progress, batch[0].index, batch[-1].index, len(batch))
                 try:
-                    url = await self._attempt(part, lambda batch=batch, part=part: self.post_images(batch, part.nonce))
+                    url = await self._attempt(part, functools.partial(self.post_images, batch, part.nonce))
                 except UploadTooLarge as exc:
                     cuts += 1
                     report.limit_cut = True

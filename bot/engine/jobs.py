@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from bot.domain.job_state import JobState
 from bot.domain.seedream import SeedreamRequest, build_request
@@ -76,7 +77,7 @@ class JobService:
         Raises ValidationError (PromptBlocked, a subclass, for a blocked prompt: nothing is reserved), OutOfCredit
         or QuotaRefused.
         """
-        options = {"prompt": prompt, "images": images, "seed": seed}
+        options: dict[str, Any] = {"prompt": prompt, "images": images, "seed": seed}
         if aspect is not None:
             options["aspect"] = aspect
         if mode is not None:

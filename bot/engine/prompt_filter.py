@@ -12,7 +12,6 @@ Refused prompts are counted per user and day, for `/quota show`.
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -125,7 +124,7 @@ class PromptFilter:
 
     def __init__(self, storage: Storage, *, clock: Callable[[], float] | None = None) -> None:
         self._storage = storage
-        self._clock = clock or getattr(storage, "clock", time.time)
+        self._clock: Callable[[], float] = clock or storage.clock
 
     async def terms(self, guild_id: int) -> list[BlockedTerm]:
         rows = await self._storage.fetchall(

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.discord.status import duration_text, shorten
 from bot.domain.job_state import JobState
@@ -40,6 +40,9 @@ from bot.runcomfy.client import (
 from bot.settings import secrets_of
 from bot.store.database import Job, Storage, storage_failure
 from bot.store.run_times import RunTimes
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,7 @@ class TrackerConfig:
     secrets: tuple[str, ...] = field(default=(), repr=False)  # masked in every upstream text shown to members
 
     @classmethod
-    def from_settings(cls, settings, workdir: Path) -> TrackerConfig:
+    def from_settings(cls, settings: Settings, workdir: Path) -> TrackerConfig:
         return cls(
             workdir=workdir,
             poll_interval=settings.poll_interval_seconds,
@@ -179,7 +182,8 @@ class Tracker:
             return
         task = asyncio.create_task(self._supervise(job.id), name=f"job-{job.id}")
         self._tasks[job.id] = task
-        task.add_done_callback(lambda _t, job_id=job.id: self._forget(job_id))
+        job_id = job.id
+        task.add_done_callback(lambda _t: self._forget(job_id))
 
     def _forget(self, job_id: str) -> None:
         self._tasks.pop(job_id, None)
@@ -248,12 +252,12 @@ class Tracker:
         if job.state is JobState.DELIVERING:  # resumed after a restart in the middle of delivering
             return job, await self._complete(job, watch)
         if watch.ask is Ask.RESULT:
-            result = await self._runcomfy.result(job.request_id)
+            result = await self._runcomfy.result(_request_id(job))
             if result.state.terminal:
                 return job, await self._complete(job, watch, result)
             status = JobStatus(result.request_id, result.state, None, result.state.value)
         else:
-            status = await self._runcomfy.status(job.request_id)
+            status = await self._runcomfy.status(_request_id(job))
             if status.state in (RemoteState.COMPLETED, RemoteState.FAILED):
                 return job, await self._complete(job, watch)
             if status.state is RemoteState.CANCELLED:
@@ -295,7 +299,7 @@ class Tracker:
         maybe_queued = status is None or status.state is RemoteState.QUEUED
         if job.state in (JobState.SUBMITTED, JobState.QUEUED) and maybe_queued:
             try:
-                await self._runcomfy.cancel(job.request_id)
+                await self._runcomfy.cancel(_request_id(job))
             except RunComfyError as exc:
                 for_job(log, job).warning("could not cancel it at RunComfy after its deadline: %s", exc)
         limit = duration_text(self._config.job_deadline)
@@ -321,7 +325,7 @@ class Tracker:
 
     async def _complete(self, job: Job, watch: _Watch, result: JobResult | None = None) -> float | None:
         if result is None:
-            result = await self._runcomfy.result(job.request_id)
+            result = await self._runcomfy.result(_request_id(job))
         if result.cost_micros is not None:
             await self._storage.record_cost(job.id, result.cost_micros)
         if result.state is RemoteState.CANCELLED:
@@ -419,7 +423,7 @@ class Tracker:
             if job.state in (JobState.RUNNING, JobState.DELIVERING):
                 return CancelReply.NOT_CANCELLABLE
             try:
-                answer = await self._runcomfy.cancel(job.request_id)
+                answer = await self._runcomfy.cancel(_request_id(job))
             except RunComfyError as exc:
                 for_job(log, job).warning("cancel failed: %s", type(exc).__name__)
                 return CancelReply.UNAVAILABLE
@@ -438,3 +442,9 @@ class Tracker:
         for_job(log, job).info("cancel -> %s", reply.value)
         await self._notify(job)
         return reply
+
+
+def _request_id(job: Job) -> str:
+    """RunComfy's id of a job being followed: only submitted jobs are followed, and those have one."""
+    assert job.request_id is not None, f"job {job.id} is followed without a request id"
+    return job.request_id

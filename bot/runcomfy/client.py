@@ -303,7 +303,8 @@ class RunComfyClient:
         """The Seedream model's quoted price; free. Raises like any call (402 when the account has no credit)."""
         body = await self._idempotent("GET", f"/v1/models/{MODEL_PATH}")
         price = parse_model_price(body, MODEL_PATH)
-        price = dataclasses.replace(price, **{k: self._redact(v) for k in ("unit", "note") if (v := getattr(price, k))})
+        redacted: dict[str, Any] = {k: self._redact(v) for k in ("unit", "note") if (v := getattr(price, k))}
+        price = dataclasses.replace(price, **redacted)
         log.debug("runcomfy price per_image_micros=%s problem=%s", price.per_image_micros, price.problem)
         return price
 

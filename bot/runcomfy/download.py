@@ -141,9 +141,11 @@ async def _read_body(response: httpx.Response, max_bytes: int, dest: pathlib.Pat
             return bytes(data)
         await asyncio.to_thread(handle.write, bytes(data))
         complete = True
+        assert dest is not None
         return dest
     finally:
         if handle is not None:
+            assert partial is not None and dest is not None
             await asyncio.to_thread(_finish_file, handle, partial, dest, complete)
 
 

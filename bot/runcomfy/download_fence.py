@@ -84,7 +84,7 @@ class FencedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        options = {"timeout": timeout, "local_address": local_address, "socket_options": socket_options}
+        options: dict[str, Any] = {"timeout": timeout, "local_address": local_address, "socket_options": socket_options}
         if self._trusted is not None and (host.lower(), port) == self._trusted:
             return await self._inner.connect_tcp(host, port, **options)
         try:

@@ -215,7 +215,8 @@ class Storage:
 
         async with self._write_lock:
             # aiosqlite has no public call for this: `_execute` queues a function for its connection thread.
-            return await self._db._execute(run, self._db._conn)
+            result: T = await self._db._execute(run, self._db._conn)  # type: ignore[no-untyped-call]
+            return result
 
     async def write(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         """Run one writing statement (its own transaction) and return its rows (from `RETURNING`)."""

@@ -23,7 +23,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from bot.store.database import Storage, Transaction
 
@@ -93,7 +93,7 @@ class GroupCommit:
     def _next_batch(self) -> list[_Queued[Any]]:
         """Up to `max_batch` queued operations of the same kind, in order."""
         blocking = self._queue[0].blocking
-        batch = []
+        batch: list[_Queued[Any]] = []
         while self._queue and len(batch) < self._max_batch and self._queue[0].blocking == blocking:
             batch.append(self._queue.popleft())
         return batch
@@ -122,7 +122,8 @@ class GroupCommit:
                     if item.future.done():
                         continue  # the caller left while the batch waited for the write lock
                     try:
-                        outcomes.append((item, True, await item.operation(tx)))
+                        operation = cast(Callable[[Transaction], Awaitable[Any]], item.operation)
+                        outcomes.append((item, True, await operation(tx)))
                     except item.clean as refusal:
                         outcomes.append((item, False, refusal))
                     except Exception as error:
@@ -141,7 +142,7 @@ class GroupCommit:
             outcomes = []
             for item in live:
                 try:
-                    outcomes.append((item, True, item.operation(connection)))
+                    outcomes.append((item, True, cast(Callable[[sqlite3.Connection], Any], item.operation)(connection)))
                 except item.clean as refusal:
                     outcomes.append((item, False, refusal))
                 except Exception as error:

@@ -17,6 +17,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 
 class DatabaseLocked(Exception):
@@ -50,10 +51,10 @@ class DatabaseLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _describe(_read_holder(fd))
+            other = _describe(_read_holder(fd))
             os.close(fd)
             raise DatabaseLocked(
-                f"the database {database} is in use by another seedream-bot ({holder}); "
+                f"the database {database} is in use by another seedream-bot ({other}); "
                 "stop that one first, or set DATABASE_PATH to another file."
             ) from None
         except OSError as exc:
@@ -74,7 +75,7 @@ class DatabaseLock:
         os.close(fd)  # closing the only descriptor releases the flock
 
 
-def _read_holder(fd: int) -> dict:
+def _read_holder(fd: int) -> dict[str, Any]:
     try:
         data = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace") or "{}")
     except (OSError, ValueError):
@@ -82,7 +83,7 @@ def _read_holder(fd: int) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _describe(holder: dict) -> str:
+def _describe(holder: dict[str, Any]) -> str:
     parts = []
     if isinstance(holder.get("pid"), int):
         parts.append(f"pid {holder['pid']}")

@@ -21,6 +21,7 @@ from bot.discord.alerts import Alerts
 from bot.discord.buttons import AgainButton, CancelButton
 from bot.discord.presenter import DiscordPresenter
 from bot.discord.sync import InMemoryMetaStore, MetaStore, sync_commands
+from bot.discord.translator import CatalogTranslator
 from bot.discord.tree import SeedreamTree
 from bot.engine.jobs import JobService
 from bot.engine.pricing import PriceBook
@@ -113,6 +114,7 @@ class SeedreamBot(commands.Bot):
         await self.start_services()
         for extension in self.EXTENSIONS:
             await self.load_extension(extension)
+        await self.tree.set_translator(CatalogTranslator())
         try:
             self.commands_synced = await sync_commands(
                 self.tree, self.meta_store, dev_guild_id=self.settings.dev_guild_id

@@ -40,18 +40,24 @@ class InMemoryMetaStore:
         self._values[key] = value
 
 
-def command_definitions(tree: app_commands.CommandTree[Any]) -> list[dict[str, Any]]:
-    """The global command definitions exactly as they would be sent to Discord, in a stable order."""
-    definitions = [command.to_dict(tree) for command in tree.get_commands()]
+async def command_definitions(tree: app_commands.CommandTree[Any]) -> list[dict[str, Any]]:
+    """The global command definitions exactly as they would be sent to Discord (with their translations), in a
+    stable order."""
+    translator = tree.translator
+    if translator is None:
+        definitions = [command.to_dict(tree) for command in tree.get_commands()]
+    else:
+        definitions = [await command.get_translated_payload(tree, translator) for command in tree.get_commands()]
     return sorted(definitions, key=lambda d: (d.get("type", 1), d["name"]))
 
 
-def commands_hash(tree: app_commands.CommandTree[Any], *, dev_guild_id: int | None) -> str:
-    """A hash of the definitions, the application and the sync target: any change means a new sync."""
+async def commands_hash(tree: app_commands.CommandTree[Any], *, dev_guild_id: int | None) -> str:
+    """A hash of the definitions, the application and the sync target: any change (also of a translation) means a
+    new sync."""
     document = {
         "application_id": tree.client.application_id,
         "target": dev_guild_id,
-        "commands": command_definitions(tree),
+        "commands": await command_definitions(tree),
     }
     blob = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -64,7 +70,7 @@ async def sync_commands(tree: app_commands.CommandTree[Any], store: MetaStore, *
     developing); otherwise they are synced globally. Errors from Discord propagate and leave the stored hash
     untouched, so the next start tries again.
     """
-    new_hash = commands_hash(tree, dev_guild_id=dev_guild_id)
+    new_hash = await commands_hash(tree, dev_guild_id=dev_guild_id)
     if await store.get_meta(COMMANDS_HASH_KEY) == new_hash:
         log.info("Slash commands unchanged, not syncing.")
         return False

@@ -1,0 +1,28 @@
+"""End to end: the bot syncs its commands with their German, Italian, French and Spanish names to Discord."""
+
+from __future__ import annotations
+
+from tests.e2e.test_startup import COMMAND_SYNC
+
+
+async def test_the_synced_commands_carry_their_localized_names_and_descriptions(fake_discord, start_bot):
+    await start_bot()
+
+    (sync,) = fake_discord.find_requests("PUT", COMMAND_SYNC)
+    imagine = next(command for command in sync.json if command["name"] == "imagine")
+    assert imagine["name_localizations"] == {
+        "de": "erzeugen", "it": "immagina", "fr": "imaginer", "es-ES": "imaginar", "es-419": "imaginar",
+    }  # fmt: skip
+    assert imagine["description_localizations"]["de"] == "Eine Bilderserie mit Seedream 4.0 erzeugen"
+    mode = next(option for option in imagine["options"] if option["name"] == "mode")
+    assert mode["name_localizations"]["it"] == "modalità"
+    assert [choice["name_localizations"]["fr"] for choice in mode["choices"]] == [
+        "rapide", "standard (meilleur, plus lent)",
+    ]  # fmt: skip
+    quota = next(command for command in sync.json if command["name"] == "quota")
+    reset = next(option for option in quota["options"] if option["name"] == "reset")
+    assert reset["name_localizations"]["de"] == "zurücksetzen"
+    assert reset["description_localizations"]["es-ES"] == "Olvida el uso de un miembro en el periodo actual"
+    # Discord answers with what it stored; the bot's commands keep their English names as the default.
+    stored, _guild = fake_discord.registered_command("imagine")
+    assert stored["name_localizations"]["de"] == "erzeugen"

@@ -9,9 +9,10 @@ from discord.ext import commands
 from bot.discord import quota_format
 from bot.discord.bot import Interaction, SeedreamBot
 from bot.discord.buttons import CancelButton
-from bot.discord.status import render_status, shorten
+from bot.discord.status import render_status
 from bot.domain import periods
 from bot.domain.job_state import JobState
+from bot.domain.text import shorten
 from bot.store.database import Job
 
 RECENT_JOBS = 10

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import discord
 
-from bot.discord.status import StatusView, shorten
+from bot.discord.status import StatusView
+from bot.domain.text import shorten
 from bot.store.database import Job
 
 STATUS_FIELD_CHARS = 1024

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from bot.domain.job_state import JobState
 from bot.domain.seedream import Aspect
+from bot.domain.text import plural, shorten
 from bot.store.database import Job
 
-PROMPT_PREVIEW_CHARS = 200
 REASON_CHARS = 300
 
 COLOURS = {
@@ -45,13 +45,6 @@ class StatusView:
     footer: str = ""
 
 
-def shorten(text: str, limit: int = PROMPT_PREVIEW_CHARS) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def plural(count: int, word: str = "image") -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def state_line(job: Job) -> str:
@@ -108,13 +101,3 @@ def render_status(job: Job, notes: Sequence[str] = ()) -> StatusView:
         notes=tuple(notes),
         footer=f"Job {job.id}",
     )
-
-
-def duration_text(seconds: float) -> str:
-    """'45 seconds', '30 minutes', '1 hour 5 minutes'."""
-    if seconds < 59.5:
-        return plural(round(seconds), "second")
-    hours, minutes = divmod(round(seconds / 60), 60)
-    if not hours:
-        return plural(minutes, "minute")
-    return plural(hours, "hour") + (f" {plural(minutes, 'minute')}" if minutes else "")

@@ -1,36 +1,21 @@
 """Dollar amounts as whole micro-dollars (USD 0.03 = 30_000): exact sums, no float arithmetic.
 
-Numbers RunComfy sends are untrusted: `usd_from_upstream` takes only a finite, non-negative JSON number
-below a bound and returns None for anything else (a string, a boolean, NaN, a negative or huge value).
+Numbers RunComfy sends are untrusted: `usd_from_upstream` (kept with the client, in `bot.runcomfy.price`) takes
+only a finite, non-negative JSON number below a bound and returns None for anything else (a string, a boolean, NaN,
+a negative or huge value).
 """
 
 from __future__ import annotations
 
-import math
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal, InvalidOperation
 
-MICROS_PER_USD = 1_000_000
-MAX_PRICE_PER_IMAGE_MICROS = 10 * MICROS_PER_USD  # no per-image price above USD 10 is believed
-MAX_JOB_COST_MICROS = 1_000 * MICROS_PER_USD  # nor a job costing more than USD 1,000
+from bot.runcomfy.price import MAX_JOB_COST_MICROS as MAX_JOB_COST_MICROS
+from bot.runcomfy.price import MAX_PRICE_PER_IMAGE_MICROS as MAX_PRICE_PER_IMAGE_MICROS
+from bot.runcomfy.price import MICROS_PER_USD as MICROS_PER_USD
+from bot.runcomfy.price import micros_of as micros_of
+from bot.runcomfy.price import usd_from_upstream as usd_from_upstream
+
 MAX_BUDGET_MICROS = 1_000_000_000 * MICROS_PER_USD
-
-
-def micros_of(amount: Decimal) -> int:
-    """`amount` dollars as micro-dollars, rounded half up to the nearest micro-dollar."""
-    return int((amount * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def usd_from_upstream(value: Any, *, maximum: int) -> int | None:
-    """A dollar amount sent by RunComfy as micro-dollars, or None if it is not a plausible amount."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value < 0 or value > maximum / MICROS_PER_USD + 1:
-        return None
-    micros = micros_of(Decimal(str(value)))  # str(): the decimal the JSON sender wrote, not the float's binary value
-    return micros if micros <= maximum else None
 
 
 def parse_usd(text: str, *, name: str, maximum: int = MAX_BUDGET_MICROS) -> int:

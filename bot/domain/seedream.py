@@ -18,7 +18,6 @@ MAX_PROMPT_CHARS = 600
 MIN_IMAGES, MAX_IMAGES = 1, 15
 DEFAULT_IMAGES = 3
 MAX_SEED = 2_147_483_647
-MODEL_PATH = "bytedance/seedream-4-0/sequential"
 
 
 class ValidationError(ValueError):

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from bot.discord.status import duration_text, shorten
 from bot.domain.job_state import JobState
 from bot.domain.poll_policy import Ask, Poll, PollPolicy, RunWatch, phase_of
+from bot.domain.text import duration_text, shorten
 from bot.engine.delivery import DeliveryReport, PendingPart, PreparedImage, post_set
 from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
 from bot.logging_setup import Redactor, for_job

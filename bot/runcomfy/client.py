@@ -25,12 +25,10 @@ import pathlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from bot.domain.seedream import MODEL_PATH, SeedreamRequest
-from bot.logging_setup import Redactor
 from bot.runcomfy.download import OutputDownloader
 from bot.runcomfy.download_fence import Resolver
 from bot.runcomfy.errors import (
@@ -55,6 +53,7 @@ from bot.runcomfy.errors import (
     transport_error,
 )
 from bot.runcomfy.price import ModelPrice, parse_cost, parse_model_price
+from bot.runcomfy.redact import Redactor
 from bot.runcomfy.retry import RetryPolicy
 from bot.runcomfy.transport import AiohttpTransport
 
@@ -68,7 +67,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
+MODEL_PATH = "bytedance/seedream-4-0/sequential"  # Seedream 4.0, sequential (a set of related images)
 SUBMIT_PATH = f"/v1/models/{MODEL_PATH}"
+
+
+class ModelRequest(Protocol):
+    """What `submit` sends: the model's input, and how many images it asks for (for the log)."""
+
+    @property
+    def images(self) -> int: ...
+
+    def to_input(self) -> dict[str, Any]: ...
+
 # Well-formed, but no job has it: asking its status spends nothing and proves the token is accepted.
 TOKEN_CHECK_REQUEST_ID = "00000000-0000-0000-0000-000000000000"
 MAX_STATE_CHARS = 40  # an unknown status is shown (CLI progress), so it is cut short
@@ -240,7 +250,7 @@ class RunComfyClient:
         if self._owns_http:
             await self._http.aclose()
 
-    async def submit(self, request: SeedreamRequest) -> JobHandle:
+    async def submit(self, request: ModelRequest) -> JobHandle:
         """Queue a job. Never repeated once it may have reached RunComfy (see the module docstring)."""
         payload = request.to_input()
 

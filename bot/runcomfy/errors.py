@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from bot.logging_setup import Redactor
+from bot.runcomfy.redact import Redactor
 from bot.runcomfy.retry import parse_retry_after
 
 MAX_SERVER_MESSAGE_CHARS = 200

@@ -7,10 +7,32 @@ unavailable". The unit for image models is per output image; its exact spelling 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from bot.domain.money import MAX_JOB_COST_MICROS, MAX_PRICE_PER_IMAGE_MICROS, usd_from_upstream
+MICROS_PER_USD = 1_000_000
+MAX_PRICE_PER_IMAGE_MICROS = 10 * MICROS_PER_USD  # no per-image price above USD 10 is believed
+MAX_JOB_COST_MICROS = 1_000 * MICROS_PER_USD  # nor a job costing more than USD 1,000
+
+
+def micros_of(amount: Decimal) -> int:
+    """`amount` dollars as micro-dollars, rounded half up to the nearest micro-dollar."""
+    return int((amount * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def usd_from_upstream(value: Any, *, maximum: int) -> int | None:
+    """A dollar amount sent by RunComfy as micro-dollars, or None if it is not a plausible amount."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value < 0 or value > maximum / MICROS_PER_USD + 1:
+        return None
+    micros = micros_of(Decimal(str(value)))  # str(): the decimal the JSON sender wrote, not the float's binary value
+    return micros if micros <= maximum else None
+
 
 _PER_IMAGE_UNITS = {"image", "images", "output", "outputs"}
 MAX_NOTE_CHARS = 200

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.discord.status import duration_text, render_status, state_line
+from bot.discord.status import render_status, state_line
 from bot.domain.job_state import JobState
+from bot.domain.text import duration_text
 from tests.imagine_helpers import make_job
 
 

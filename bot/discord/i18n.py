@@ -2,6 +2,10 @@
 
 English is the source language: the texts in the code are the message ids, so English needs no catalog. The
 `.po` files are compiled in memory with Babel when first used; no compiled `.mo` files are kept.
+
+Texts the bot writes are made with `t` and `tn` (whole sentences with named placeholders, so a translation can
+reorder them; `tn` picks the language's plural form) and said in a language with `translate`. Numbers take the
+language's format.
 """
 
 from __future__ import annotations
@@ -10,14 +14,17 @@ import functools
 import gettext
 import io
 from pathlib import Path
+from typing import NamedTuple
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 SOURCE_LANGUAGE = "en"
 LANGUAGES = ("de", "es", "fr", "it")  # the translated ones; a new language is a folder here plus its name in this list
-DOMAINS = ("commands",)
+DOMAINS = ("commands", "messages")
+MESSAGES = "messages"
 
 
 def language_of(locale: object) -> str:
@@ -45,6 +52,66 @@ def translations(language: str, domain: str) -> gettext.NullTranslations:
 
 def load_all() -> None:
     """Compile every catalog now, so that no later lookup reads a file."""
-    for language in LANGUAGES:
+    for language in (SOURCE_LANGUAGE, *LANGUAGES):
+        format_decimal(1, locale=language)  # loads Babel's number formats for the language
         for domain in DOMAINS:
             translations(language, domain)
+
+
+class _Sentence(NamedTuple):
+    singular: str
+    plural: str | None
+    number: int
+    values: tuple[tuple[str, str | int | Text], ...]
+
+
+class Text(str):
+    """A text the bot writes: reads as its English wording, and `in_language` says it in another language."""
+
+    sentences: tuple[_Sentence, ...]
+    separator: str
+
+    def __new__(cls, sentences: tuple[_Sentence, ...], separator: str = " ") -> Text:
+        text = super().__new__(cls, separator.join(_say(sentence, SOURCE_LANGUAGE) for sentence in sentences))
+        text.sentences, text.separator = sentences, separator
+        return text
+
+    def in_language(self, language: str) -> str:
+        return self.separator.join(_say(sentence, language) for sentence in self.sentences)
+
+
+def t(message: str, **values: str | int | Text) -> Text:
+    """One sentence (or a few that belong together); `{name}` placeholders take `values`."""
+    return Text((_Sentence(message, None, 0, tuple(values.items())),))
+
+
+def tn(singular: str, plural: str, count: int, **values: str | int | Text) -> Text:
+    """Like `t`, in the plural form the language uses for `count` (`{count}` in the text shows it)."""
+    return Text((_Sentence(singular, plural, count, (("count", count), *values.items())),))
+
+
+def join(*texts: Text, separator: str = " ") -> Text:
+    """Whole sentences one after another (never parts of one sentence: a translation could not reorder them)."""
+    return Text(tuple(sentence for text in texts for sentence in text.sentences), separator)
+
+
+def translate(text: str, locale: object) -> str:
+    """`text` in the shipped language for a Discord locale (English if the bot lacks it); plain strings stay."""
+    return text.in_language(language_of(locale)) if isinstance(text, Text) else text
+
+
+def _say(sentence: _Sentence, language: str) -> str:
+    catalog = translations(language, MESSAGES)
+    if sentence.plural is None:
+        template = catalog.gettext(sentence.singular)
+    else:
+        template = catalog.ngettext(sentence.singular, sentence.plural, sentence.number)
+    return template.format_map({name: _value(value, language) for name, value in sentence.values})
+
+
+def _value(value: str | int | Text, language: str) -> str:
+    if isinstance(value, Text):
+        return value.in_language(language)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(format_decimal(value, locale=language))
+    return str(value)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.discord import quota_messages
+from bot.discord.i18n import translate
 from bot.discord.tree import channel_of, guild_of
 from bot.domain.job_state import JobState
 from bot.domain.seedream import ValidationError
@@ -35,7 +36,8 @@ CHECK_BUDGET = 1.5  # seconds of checking before the interaction is deferred, we
 
 async def refuse(interaction: discord.Interaction, text: str) -> None:
     """Answer with a message only the member sees: the first response if there was none yet, else replace
-    the public 'thinking…' response by a private followup."""
+    the public 'thinking…' response by a private followup. It is said in the member's language."""
+    text = translate(text, interaction.locale)
     if not interaction.response.is_done():
         await interaction.response.send_message(text, ephemeral=True)
         return

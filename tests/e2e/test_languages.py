@@ -1,8 +1,12 @@
-"""End to end: the bot syncs its commands with their German, Italian, French and Spanish names to Discord."""
+"""End to end: the bot syncs its commands with their German, Italian, French and Spanish names to Discord, and
+answers a member in their language."""
 
 from __future__ import annotations
 
+import re
+
 from tests.e2e.test_startup import COMMAND_SYNC
+from tests.imagine_helpers import refused_privately, start_imagine_bot
 
 
 async def test_the_synced_commands_carry_their_localized_names_and_descriptions(fake_discord, start_bot):
@@ -26,3 +30,18 @@ async def test_the_synced_commands_carry_their_localized_names_and_descriptions(
     # Discord answers with what it stored; the bot's commands keep their English names as the default.
     stored, _guild = fake_discord.registered_command("imagine")
     assert stored["name_localizations"]["de"] == "erzeugen"
+
+
+async def test_a_german_member_over_quota_is_refused_in_german_and_others_in_english(
+    fake_discord, fake_runcomfy, start_bot
+):
+    await start_imagine_bot(start_bot, fake_runcomfy, quota_default_images=3)
+
+    german = await fake_discord.run_command("imagine", {"prompt": "ein roter Ballon", "images": 4}, locale="de")
+    text = await refused_privately(fake_discord, german)
+    assert text.startswith("Du hast heute noch 3 Bilder übrig, und diese Serie braucht 4. Bitte wähle höchstens 3.")
+    assert re.search(r"Dein Kontingent startet <t:\d+:R> neu\.$", text)
+
+    brazilian = await fake_discord.run_command("imagine", {"prompt": "a red balloon", "images": 4}, locale="pt-BR")
+    assert (await refused_privately(fake_discord, brazilian)).startswith("You have 3 images left today")
+    assert fake_runcomfy.submits == []

@@ -162,6 +162,7 @@ class FakeWorld:
     """The application, its bot user and the one guild the fake Discord serves."""
 
     premium_tier: int = 0
+    guild_locale: str = "en-US"  # the server's language (Community servers choose it)
     ids: Snowflakes = field(default_factory=Snowflakes)
 
     def __post_init__(self) -> None:
@@ -216,7 +217,7 @@ class FakeWorld:
             "nsfw_level": 0,
             "premium_tier": self.premium_tier,
             "premium_subscription_count": 0,
-            "preferred_locale": "en-US",
+            "preferred_locale": self.guild_locale,
             "features": [],
             "roles": self.roles,
             "emojis": [],
@@ -276,8 +277,10 @@ class FakeWorld:
         message_payload: dict[str, Any] | None = None,
         app_permissions: int | None = None,
         attachment_size_limit: int | None = None,
+        locale: str = "en-US",
     ) -> dict[str, Any]:
-        """An INTERACTION_CREATE payload; `by` is a member payload (default: the normal member)."""
+        """An INTERACTION_CREATE payload; `by` is a member payload (default: the normal member), `locale` the
+        language of their Discord client."""
         by = by or self.member
         payload: dict[str, Any] = {
             "id": str(self.ids.next()),
@@ -286,7 +289,7 @@ class FakeWorld:
             "data": data,
             "token": "interaction." + secrets.token_urlsafe(24),
             "version": 1,
-            "locale": "en-US",
+            "locale": locale,
             "entitlements": [],
             "attachment_size_limit": attachment_size_limit or self.filesize_limit,
             "app_permissions": str(MEMBER_PERMISSIONS if app_permissions is None else app_permissions),
@@ -298,8 +301,8 @@ class FakeWorld:
         else:
             payload.update(
                 guild_id=str(self.guild_id),
-                guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
-                guild_locale="en-US",
+                guild={"id": str(self.guild_id), "locale": self.guild_locale, "features": []},
+                guild_locale=self.guild_locale,
                 channel=self.channel,
                 channel_id=self.channel["id"],
                 member={**by, "permissions": str(self.permissions_of(by))},

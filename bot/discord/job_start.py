@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.discord import quota_messages
+from bot.discord import texts
 from bot.discord.i18n import translate
 from bot.discord.tree import channel_of, guild_of
 from bot.domain.job_state import JobState
@@ -82,11 +82,11 @@ async def start_job(interaction: discord.Interaction[SeedreamBot], options: Mapp
             log.warning("could not defer the interaction (HTTP %s)", exc.status)
     try:
         job, _request = await creating
-    except OutOfCredit:
-        await refuse(interaction, quota_messages.OUT_OF_CREDIT)
+    except OutOfCredit as exc:
+        await refuse(interaction, texts.refusal_text(exc))
         return None
     except (ValidationError, QuotaRefused) as exc:
-        await refuse(interaction, getattr(exc, "message", None) or str(exc))
+        await refuse(interaction, texts.refusal_text(exc))
         return None
     try:
         job = await bot.presenter.attach_reply(interaction, job)

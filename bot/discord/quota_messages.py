@@ -8,7 +8,7 @@ from bot.discord.i18n import Text, join, t, tn
 from bot.domain import periods
 
 if TYPE_CHECKING:
-    from bot.engine.quotas import Usage
+    from bot.domain.quota_policy import Usage
 
 
 def discord_time(moment: float) -> str:

@@ -36,15 +36,11 @@ class TermError(ValueError):
 
 
 class PromptBlocked(ValidationError):
-    """The prompt contains a blocked term; the message is written for the member."""
+    """The prompt contains a blocked term (`matched`, as found in the prompt); the Discord layer words it."""
 
     def __init__(self, matched: str) -> None:
         self.matched = matched
-        self.message = (
-            f"Your prompt wasn't sent: this server doesn't allow “{matched}” in prompts. "
-            "Please rephrase it and try again. Nothing was taken from your quota."
-        )
-        super().__init__(self.message)
+        super().__init__(f"blocked term {matched!r}")
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from bot.discord import quota_messages
 from bot.domain import periods
 from bot.domain.job import options_json
 from bot.domain.job_state import JobState
@@ -55,20 +55,75 @@ from bot.store.database import Job, Storage, Transaction, insert_pending_job
 from bot.store.group_commit import GroupCommit
 from bot.store.migrations import UNFINISHED_SQL
 
-__all__ = ["GuildQuota", "Limit", "Override", "QuotaDefaults", "QuotaRefused", "Quotas", "Usage"]
+__all__ = [
+    "GuildQuota",
+    "Limit",
+    "OverBudget",
+    "OverLimit",
+    "Override",
+    "QuotaDefaults",
+    "QuotaRefused",
+    "Quotas",
+    "Refusal",
+    "TooManyJobs",
+    "Usage",
+]
+
+
+@dataclass(frozen=True)
+class TooManyJobs:
+    """The member already has `unfinished` jobs; `cap` may run at a time."""
+
+    unfinished: int
+    cap: int
+
+
+@dataclass(frozen=True)
+class OverLimit:
+    """The member's quota (`usage`, with its limit and reset time) does not cover `wanted` images."""
+
+    usage: Usage
+    wanted: int
+
+
+@dataclass(frozen=True)
+class OverBudget:
+    """The server's budget (`budget` images per `period`, `left` of them now) does not cover `wanted` images.
+
+    A dollar budget is given in images too, at the quoted price: members see images, not dollars.
+    """
+
+    budget: int
+    left: int
+    wanted: int
+    period: str | None
+    resets_at: float
+
+
+Refusal = TooManyJobs | OverLimit | OverBudget
 
 
 class QuotaRefused(Exception):
-    """A reservation was refused; `message` is written for the member.
+    """A reservation was refused, and why, with the numbers (`refusal`); the Discord layer words it for the member.
 
     `reason` is "concurrency", "limit" or "budget"; `resets_at` (unix seconds) is when waiting helps.
     """
 
-    def __init__(self, message: str, *, reason: str, resets_at: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-        self.resets_at = resets_at
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal)
+        self.refusal = refusal
+
+    @property
+    def reason(self) -> str:
+        return {TooManyJobs: "concurrency", OverLimit: "limit", OverBudget: "budget"}[type(self.refusal)]
+
+    @property
+    def resets_at(self) -> float | None:
+        if isinstance(self.refusal, OverLimit):
+            return self.refusal.usage.resets_at
+        if isinstance(self.refusal, OverBudget):
+            return self.refusal.resets_at
+        return None
 
 
 # One statement, one round trip: every row is (kind, id, a, b, c, p, q), meaning by kind:
@@ -374,17 +429,15 @@ def _check_reservation(defaults: QuotaDefaults, snapshot: Snapshot, images: int,
     guild = guild_quota(defaults, snapshot.guild)
     limit = effective_limit(guild, snapshot.overrides)
     if snapshot.unfinished_jobs >= limit.max_concurrent:
-        message = quota_messages.too_many_jobs(snapshot.unfinished_jobs, limit.max_concurrent)
-        raise QuotaRefused(message, reason="concurrency")
+        raise QuotaRefused(TooManyJobs(snapshot.unfinished_jobs, limit.max_concurrent))
     current = usage(limit, snapshot, now)
     if current.remaining is not None and current.remaining < images:
-        raise QuotaRefused(quota_messages.over_limit(current, images), reason="limit", resets_at=current.resets_at)
+        raise QuotaRefused(OverLimit(current, images))
     if guild.budget_images is not None:
         start, end = periods.period_bounds(guild.budget_period or guild.period, now)
         left = max(0, guild.budget_images - sum(sum_days(snapshot.guild_days, start)))
         if left < images:
-            message = quota_messages.over_budget(guild.budget_images, left, images, guild.budget_period, end)
-            raise QuotaRefused(message, reason="budget", resets_at=end)
+            raise QuotaRefused(OverBudget(guild.budget_images, left, images, guild.budget_period, end))
 
 
 def _check_dollars(defaults: QuotaDefaults, snapshot: Snapshot, images: int, price: int | None, now: float) -> None:
@@ -399,8 +452,7 @@ def _check_dollars(defaults: QuotaDefaults, snapshot: Snapshot, images: int, pri
     assert guild.budget_usd_micros is not None
     _, end = periods.period_bounds(guild.budget_period or guild.period, now)
     left_images, budget_images = left // price, guild.budget_usd_micros // price
-    message = quota_messages.over_budget(budget_images, left_images, images, guild.budget_period, end)
-    raise QuotaRefused(message, reason="budget", resets_at=end)
+    raise QuotaRefused(OverBudget(budget_images, left_images, images, guild.budget_period, end))
 
 
 def _optional_count(name: str, value: int | None) -> int | None:

@@ -39,6 +39,12 @@ def ruff_refuses(path: str, source: str) -> bool:
         ("bot/runcomfy/errors.py", "from bot import settings\n"),
         ("bot/runcomfy/price.py", "from bot.store.database import Storage\n"),
         ("bot/runcomfy/transport.py", "import discord\n"),
+        ("bot/engine/quotas.py", "from bot.discord import texts\n"),
+        ("bot/engine/jobs.py", "from bot.cli.job import follow\n"),
+        ("bot/store/database.py", "from bot.engine.jobs import JobService\n"),
+        ("bot/domain/seedream.py", "from bot.store.database import Storage\n"),
+        ("bot/domain/periods.py", "from bot.settings import Settings\n"),
+        ("bot/cli/generate.py", "from bot.discord.bot import SeedreamBot\n"),
     ],
 )
 def test_forbidden_imports_fail_the_lint(path, source):
@@ -52,6 +58,9 @@ def test_forbidden_imports_fail_the_lint(path, source):
         ("cogs/imagine.py", "from discord import app_commands\n"),
         ("bot/runcomfy/client.py", "from bot.runcomfy.errors import AuthError\n"),
         ("bot/engine/jobs.py", "from bot.runcomfy.client import RunComfyClient\n"),
+        ("bot/engine/jobs.py", "from bot.store.database import Storage\n"),
+        ("bot/discord/texts.py", "from bot.engine.quotas import QuotaRefused\n"),
+        ("bot/cli/generate.py", "from bot.engine.image_files import accept_image\n"),
     ],
 )
 def test_allowed_imports_pass(path, source):

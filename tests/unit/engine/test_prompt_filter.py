@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from bot.discord.texts import refusal_text
 from bot.domain.seedream import ValidationError
 from bot.engine import prompt_filter
 from bot.engine.jobs import JobService
@@ -142,7 +143,8 @@ async def test_check_refuses_blocked_prompts_and_counts_them_per_user_and_day(st
     with pytest.raises(PromptBlocked) as blocked:
         await prompt_filter.check(GUILD_ID, USER_ID, "two grey Wolfhounds")
     assert blocked.value.matched == "wolfhounds"
-    assert "“wolfhounds”" in blocked.value.message and "Nothing was taken from your quota" in blocked.value.message
+    text = refusal_text(blocked.value)
+    assert "“wolfhounds”" in text and "Nothing was taken from your quota" in text
     assert isinstance(blocked.value, ValidationError)
     storage_clock.advance(86_400)
     with pytest.raises(PromptBlocked):

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.discord.texts import quota_refusal
 from bot.domain import periods
 from bot.domain.job_state import JobState
-from bot.engine.quotas import GuildQuota, Limit, Override, QuotaDefaults, QuotaRefused, Quotas
+from bot.engine.quotas import GuildQuota, Limit, OverBudget, Override, QuotaDefaults, QuotaRefused, Quotas, TooManyJobs
 from bot.settings import load_settings
 from bot.store.database import Storage
 from tests.fixtures.storage import GUILD_ID, USER_ID, ManualClock
@@ -108,7 +109,7 @@ async def test_a_limit_of_zero_blocks(quotas: Quotas, storage: Storage, reserve_
     with pytest.raises(QuotaRefused) as refused:
         await reserve_job(1)
     assert refused.value.reason == "limit"
-    assert "quota on this server is 0" in refused.value.message
+    assert "quota on this server is 0" in quota_refusal(refused.value.refusal)
     assert await job_count(storage) == 0
 
 
@@ -160,7 +161,7 @@ async def test_reservations_stop_at_the_limit_with_a_clear_message(quotas: Quota
         await reserve_job(6)
     assert refused.value.reason == "limit"
     assert refused.value.resets_at == END_OF_DAY
-    message = refused.value.message
+    message = quota_refusal(refused.value.refusal)
     assert "5 images left today" in message and "needs 6" in message
     assert "10 images are held by sets still in progress" in message
     assert f"<t:{int(END_OF_DAY)}:R>" in message
@@ -177,8 +178,8 @@ async def test_used_up_quota_says_when_it_resets(quotas: Quotas, storage: Storag
     await deliver(storage, await reserve_job(15))
     with pytest.raises(QuotaRefused) as refused:
         await reserve_job(1)
-    assert "used your daily quota of 30 images" in refused.value.message
-    assert f"<t:{int(END_OF_DAY)}:R>" in refused.value.message
+    assert "used your daily quota of 30 images" in quota_refusal(refused.value.refusal)
+    assert f"<t:{int(END_OF_DAY)}:R>" in quota_refusal(refused.value.refusal)
 
 
 async def test_undelivered_images_come_back(quotas: Quotas, storage: Storage, reserve_job) -> None:
@@ -193,7 +194,9 @@ async def test_the_concurrency_cap(quotas: Quotas, storage: Storage, reserve_job
     with pytest.raises(QuotaRefused) as refused:
         await reserve_job(1)
     assert refused.value.reason == "concurrency"
-    assert "2 image sets in progress" in refused.value.message and "2 at a time" in refused.value.message
+    assert refused.value.refusal == TooManyJobs(unfinished=2, cap=2)
+    text = quota_refusal(refused.value.refusal)
+    assert "2 image sets in progress" in text and "2 at a time" in text
     await reserve_job(1, user_id=USER_ID + 1)  # per member
     await storage.finish_job(first.id, JobState.CANCELLED)
     await reserve_job(1)
@@ -221,11 +224,12 @@ async def test_server_budget(quotas: Quotas, storage: Storage, reserve_job) -> N
     with pytest.raises(QuotaRefused) as refused:
         await reserve_job(5, user_id=USER_ID + 1)
     assert refused.value.reason == "budget" and refused.value.resets_at == END_OF_DAY
-    assert "only 4 images left today" in refused.value.message
+    assert refused.value.refusal == OverBudget(budget=10, left=4, wanted=5, period="day", resets_at=END_OF_DAY)
+    assert "only 4 images left today" in quota_refusal(refused.value.refusal)
     await reserve_job(4, user_id=USER_ID + 1)
     with pytest.raises(QuotaRefused) as spent:
         await reserve_job(1, user_id=USER_ID + 2)
-    assert "budget for today (10 images) is spent" in spent.value.message
+    assert "budget for today (10 images) is spent" in quota_refusal(spent.value.refusal)
     assert await quotas.guild_usage(GUILD_ID) == 10
     assert await quotas.set_budget(GUILD_ID, None) == GuildQuota(30, "day", 2, None, None, True)
     await reserve_job(1, user_id=USER_ID + 2)
@@ -238,7 +242,7 @@ async def test_budget_with_its_own_period(quotas: Quotas, storage: Storage, rese
     with pytest.raises(QuotaRefused) as refused:
         await reserve_job(6)
     assert refused.value.reason == "budget"
-    assert "5 images left this week" in refused.value.message
+    assert "5 images left this week" in quota_refusal(refused.value.refusal)
     assert refused.value.resets_at == datetime(2025, 1, 20, tzinfo=UTC).timestamp()
 
 

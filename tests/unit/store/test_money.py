@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
+from bot.discord.texts import quota_refusal
 from bot.domain.job_state import JobState
-from bot.engine.quotas import QuotaRefused, Quotas
+from bot.engine.quotas import OverBudget, QuotaRefused, Quotas
 from bot.store.money import MoneyStore
 from tests.fixtures.storage import CHANNEL_ID, GUILD_ID, USER_ID
 
@@ -73,7 +74,10 @@ async def test_a_dollar_budget_counts_quoted_reservations_and_booked_costs(stora
     with pytest.raises(QuotaRefused) as refused:
         await reserve(priced, 4, user_id=USER_ID + 1)  # 0.09 held + 0.12 > 0.20
     assert refused.value.reason == "budget"
-    assert "3 images left" in refused.value.message and "$" not in refused.value.message  # members see images
+    refusal = refused.value.refusal
+    assert isinstance(refusal, OverBudget) and (refusal.budget, refusal.left, refusal.wanted) == (6, 3, 4)
+    text = quota_refusal(refused.value.refusal)
+    assert "3 images left" in text and "$" not in text  # members see images
     await storage.record_cost(first.id, 150_000)  # RunComfy billed more than quoted
     await deliver(storage, first, 3)
     assert await priced.guild_spend(GUILD_ID) == (150_000, 0)

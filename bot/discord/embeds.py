@@ -30,7 +30,9 @@ def status_embed(view: StatusView) -> discord.Embed:
     embed = discord.Embed(title=view.title, description=view.description, colour=view.colour)
     for name, value in view.fields:
         embed.add_field(name=name, value=value, inline=True)
-    embed.add_field(name="Status", value=_fit_lines((view.state_line, *view.notes), STATUS_FIELD_CHARS), inline=False)
+    embed.add_field(
+        name=view.status_label, value=_fit_lines((view.state_line, *view.notes), STATUS_FIELD_CHARS), inline=False
+    )
     if view.footer:
         embed.set_footer(text=view.footer)
     return embed

@@ -97,7 +97,12 @@ def join(*texts: Text, separator: str = " ") -> Text:
 
 def translate(text: str, locale: object) -> str:
     """`text` in the shipped language for a Discord locale (English if the bot lacks it); plain strings stay."""
-    return text.in_language(language_of(locale)) if isinstance(text, Text) else text
+    return translate_to(text, language_of(locale))
+
+
+def translate_to(text: str, language: str) -> str:
+    """`text` in a shipped language (or English); plain strings stay."""
+    return text.in_language(language) if isinstance(text, Text) else text
 
 
 def _say(sentence: _Sentence, language: str) -> str:

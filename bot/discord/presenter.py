@@ -23,6 +23,7 @@ from typing import Any
 
 import discord
 
+from bot.discord import i18n
 from bot.discord.buttons import job_view
 from bot.discord.embeds import caption, jump_url, status_embed
 from bot.discord.post_refusal import CHANNEL_PERMISSIONS, describe, is_permanent
@@ -89,7 +90,7 @@ class DiscordPresenter:
         """
         if interaction.guild_id is not None:
             self._interaction_limits[interaction.guild_id] = interaction.filesize_limit
-        view = render_status(job)
+        view = render_status(job, language=self._language(job))
         try:
             message = await _respond(interaction, embed=status_embed(view), view=_buttons(job, view))
         except discord.HTTPException as exc:
@@ -162,7 +163,7 @@ class DiscordPresenter:
         failures = 0
         while True:
             job = slot.latest
-            view = render_status(job, slot.notes)
+            view = render_status(job, slot.notes, self._language(job))
             if view == slot.shown or view == slot.abandoned:
                 break
             delay = slot.next_edit - time.monotonic()
@@ -228,6 +229,11 @@ class DiscordPresenter:
         await self._storage.set_meta(key, str(message.id))
 
     # ---- images ---------------------------------------------------------------------------------------
+
+    def _language(self, job: Job) -> str:
+        """The status message is public: it speaks the server's language."""
+        guild = self._bot.get_guild(job.guild_id)
+        return i18n.language_of(guild.preferred_locale if guild is not None else None)
 
     def upload_limit(self, job: Job) -> int:
         """Bytes one message may carry in the job's guild, as far as the bot knows."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.discord import i18n
+from bot.discord.i18n import Text, t, tn
 from bot.domain.job_state import JobState
 from bot.domain.seedream import Aspect
-from bot.domain.text import plural, shorten
+from bot.domain.text import shorten
 from bot.store.database import Job
 
 REASON_CHARS = 300
@@ -43,61 +45,86 @@ class StatusView:
     finished: bool = False
     notes: tuple[str, ...] = ()  # how the images were delivered, links to them
     footer: str = ""
+    status_label: str = "Status"
 
 
-
-
-def state_line(job: Job) -> str:
+def state_line(job: Job) -> Text:
     """One line telling where the job stands, in words a member understands."""
     state = job.state
     if state in (JobState.PENDING, JobState.SUBMITTED):
-        return "⏳ Sending the job to RunComfy…"
+        return t("⏳ Sending the job to RunComfy…")
     if state is JobState.QUEUED:
         if job.queue_position == 0:
-            return "⏳ Queued at RunComfy — next in line"
+            return t("⏳ Queued at RunComfy — next in line")
         if job.queue_position is not None:
-            return f"⏳ Queued at RunComfy — position {job.queue_position}"
-        return "⏳ Queued at RunComfy"
+            return t("⏳ Queued at RunComfy — position {position}", position=job.queue_position)
+        return t("⏳ Queued at RunComfy")
     if state is JobState.RUNNING:
         started = int(job.started_at or job.updated_at)
-        return f"🎨 Generating… (started <t:{started}:R>)"
+        return t("🎨 Generating… (started {time})", time=f"<t:{started}:R>")
     if state is JobState.DELIVERING:
-        return "📤 Done generating — uploading the images…"
+        return t("📤 Done generating — uploading the images…")
     if state is JobState.DELIVERED:
         delivered, asked = job.images_delivered, job.images_reserved
         if delivered >= asked:
-            return f"✅ Done — {plural(delivered)}"
-        return f"✅ Done — {delivered} of {plural(asked)}; the other {asked - delivered} given back"
+            return tn("✅ Done — {count} image", "✅ Done — {count} images", delivered)
+        return tn(
+            "✅ Done — {delivered} of {count} image; the other {back} given back",
+            "✅ Done — {delivered} of {count} images; the other {back} given back",
+            asked,
+            delivered=delivered,
+            back=asked - delivered,
+        )
     if state is JobState.CANCELLED:
-        return f"🚫 Cancelled — {plural(job.images_reserved)} given back"
+        return tn(
+            "🚫 Cancelled — {count} image given back", "🚫 Cancelled — {count} images given back", job.images_reserved
+        )
     reason = shorten(job.error or "something went wrong", REASON_CHARS).rstrip(".")
     if state is JobState.UNKNOWN:
-        return f"❔ Outcome unknown: {reason}. {plural(job.images_reserved)} given back"
-    return f"⚠️ Failed: {reason}. {plural(job.images_reserved)} given back"
+        return tn(
+            "❔ Outcome unknown: {reason}. {count} image given back",
+            "❔ Outcome unknown: {reason}. {count} images given back",
+            job.images_reserved,
+            reason=reason,
+        )
+    return tn(
+        "⚠️ Failed: {reason}. {count} image given back",
+        "⚠️ Failed: {reason}. {count} images given back",
+        job.images_reserved,
+        reason=reason,
+    )
 
 
-def render_status(job: Job, notes: Sequence[str] = ()) -> StatusView:
-    options = job.options
+def _aspect_label(aspect: object, language: str) -> str:
     try:
-        aspect_label = Aspect.parse(options.get("aspect", "")).label
+        label = Aspect.parse(str(aspect or "")).label
     except ValueError:
-        aspect_label = str(options.get("aspect"))
+        return str(aspect)
+    return i18n.translations(language, "commands").pgettext("choice", label)  # the /imagine choice's own name
+
+
+def render_status(job: Job, notes: Sequence[str] = (), language: str = i18n.SOURCE_LANGUAGE) -> StatusView:
+    """What the status message shows, in `language` (the server's: the message is public)."""
+    options = job.options
     seed = options.get("seed")
-    fields = (
-        ("Images", str(job.images_reserved)),
-        ("Aspect", aspect_label),
-        ("Seed", "random" if seed is None else str(seed)),
-        ("Mode", str(options.get("mode", "fast"))),
-        ("Requested by", f"<@{job.user_id}>"),
+    mode = str(options.get("mode", "fast"))
+    modes = {"fast": t("fast"), "standard": t("standard")}
+    fields: tuple[tuple[Text, str], ...] = (
+        (t("Images"), str(job.images_reserved)),
+        (t("Aspect"), _aspect_label(options.get("aspect"), language)),
+        (t("Seed"), t("random") if seed is None else str(seed)),
+        (t("Mode"), modes.get(mode, mode)),
+        (t("Requested by"), f"<@{job.user_id}>"),
     )
     return StatusView(
-        title="Seedream image set",
+        title=t("Seedream image set").in_language(language),
         description=shorten(str(options.get("prompt", ""))),
-        fields=fields,
-        state_line=state_line(job),
+        fields=tuple((name.in_language(language), i18n.translate_to(value, language)) for name, value in fields),
+        state_line=state_line(job).in_language(language),
         colour=COLOURS[job.state],
         cancellable=job.state in CANCELLABLE_STATES,
         finished=job.state.terminal,
         notes=tuple(notes),
-        footer=f"Job {job.id}",
+        footer=t("Job {id}", id=job.id).in_language(language),
+        status_label=t("Status").in_language(language),
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from tests.e2e.test_startup import COMMAND_SYNC
-from tests.imagine_helpers import refused_privately, start_imagine_bot
+from tests.imagine_helpers import imagine, refused_privately, start_imagine_bot, status_says
 
 
 async def test_the_synced_commands_carry_their_localized_names_and_descriptions(fake_discord, start_bot):
@@ -45,3 +45,22 @@ async def test_a_german_member_over_quota_is_refused_in_german_and_others_in_eng
     brazilian = await fake_discord.run_command("imagine", {"prompt": "a red balloon", "images": 4}, locale="pt-BR")
     assert (await refused_privately(fake_discord, brazilian)).startswith("You have 3 images left today")
     assert fake_runcomfy.submits == []
+
+
+async def test_the_public_status_message_speaks_the_servers_language_not_the_members(
+    fake_discord, fake_runcomfy, start_bot
+):
+    fake_discord.world.guild_locale = "it"
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    fake_runcomfy.next_job(manual=True, queue_position=1234)
+    options = {"prompt": "un faro nella tempesta", "images": 2, "aspect": "1728:2304 (3:4)", "mode": "standard"}
+    interaction, job = await imagine(fake_discord, bot, options, locale="de")
+
+    said = await status_says(fake_discord, job, "⏳ In coda su RunComfy — posizione 1.234", interaction)
+    embed = fake_discord.original_for(interaction)["embeds"][0]
+    assert embed["title"] == "Serie di immagini Seedream"
+    assert "Immagini: 2" in said and "Formato: 3:4 verticale (1728×2304)" in said and "Seed: casuale" in said
+    assert "Modalità: standard" in said and f"Lavoro {job.id}" in said and "Stato" in said
+
+    fake_runcomfy.complete(job.request_id)
+    await status_says(fake_discord, job, "✅ Fatto — 2 immagini", interaction)

@@ -23,6 +23,9 @@ class RecordingPresenter(DiscordPresenter):
         self.attempts = 0
         self.failures = failures or []
 
+    def _language(self, job) -> str:
+        return "en"  # no guilds without Discord
+
     async def _show(self, job, view) -> None:
         self.attempts += 1
         if self.failures:

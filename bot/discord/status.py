@@ -31,7 +31,6 @@ COLOURS = {
     JobState.EXPIRED: 0xE74C3C,
     JobState.UNKNOWN: 0xE67E22,
 }
-CANCELLABLE_STATES = frozenset({JobState.PENDING, JobState.SUBMITTED, JobState.QUEUED})
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ def render_status(job: Job, notes: Sequence[str] = (), language: str = i18n.SOUR
         fields=tuple((name.in_language(language), i18n.translate_to(value, language)) for name, value in fields),
         state_line=state_line(job).in_language(language),
         colour=COLOURS[job.state],
-        cancellable=job.state in CANCELLABLE_STATES,
+        cancellable=job.state.cancellable,
         finished=job.state.terminal,
         notes=tuple(notes),
         footer=t("Job {id}", id=job.id).in_language(language),

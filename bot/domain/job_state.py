@@ -31,11 +31,22 @@ class JobState(StrEnum):
     def terminal(self) -> bool:
         return self in TERMINAL_STATES
 
+    @property
+    def cancellable(self) -> bool:
+        """Whether a Cancel can still stop it: RunComfy cancels only a request still in its queue."""
+        return self in CANCELLABLE_STATES
+
 
 TERMINAL_STATES = frozenset(
     {JobState.DELIVERED, JobState.CANCELLED, JobState.FAILED, JobState.EXPIRED, JobState.UNKNOWN}
 )
 UNFINISHED_STATES = frozenset(JobState) - TERMINAL_STATES
+CANCELLABLE_STATES = frozenset({JobState.PENDING, JobState.SUBMITTED, JobState.QUEUED})
+
+
+def sql_list(states: frozenset[JobState]) -> str:
+    """`states` as an SQL list for `state IN ...`, so queries use these sets instead of spelling states out."""
+    return "(" + ", ".join(f"'{state.value}'" for state in sorted(states)) + ")"
 
 _ALLOWED: dict[JobState, frozenset[JobState]] = {
     JobState.PENDING: frozenset({JobState.SUBMITTED, JobState.FAILED, JobState.CANCELLED, JobState.UNKNOWN}),

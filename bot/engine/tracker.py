@@ -420,7 +420,7 @@ class Tracker:
                 return CancelReply.FINISHED
             if job.request_id is None:
                 return CancelReply.NOT_SUBMITTED_YET
-            if job.state in (JobState.RUNNING, JobState.DELIVERING):
+            if not job.state.cancellable:
                 return CancelReply.NOT_CANCELLABLE
             try:
                 answer = await self._runcomfy.cancel(_request_id(job))

@@ -77,7 +77,7 @@ class Transaction:
 
 _INSERT_JOB_SQL = f"""INSERT INTO jobs (id, guild_id, channel_id, user_id, options, state, images_reserved,
                                         created_at, updated_at, price_micros)
-                      VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING {JOB_COLUMNS}"""
+                      VALUES (?, ?, ?, ?, ?, '{JobState.PENDING}', ?, ?, ?, ?) RETURNING {JOB_COLUMNS}"""
 
 
 def insert_pending_job(
@@ -247,7 +247,7 @@ class Storage:
         """Record, in its own commit, that the submit request of a pending job is about to be sent."""
         rows = await self.write(
             f"""UPDATE jobs SET submitted_at = :now, updated_at = :now
-                WHERE id = :id AND state = 'pending' RETURNING {JOB_COLUMNS}""",
+                WHERE id = :id AND state = '{JobState.PENDING}' RETURNING {JOB_COLUMNS}""",
             {"now": self._clock(), "id": job_id},
         )
         if rows:
@@ -258,7 +258,7 @@ class Storage:
     async def unknown_outcome_jobs(self, guild_id: int, limit: int = 10) -> list[Job]:
         """A guild's jobs whose submit outcome is unknown, newest first."""
         rows = await self.fetchall(
-            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND state = 'unknown'
+            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE guild_id = ? AND state = '{JobState.UNKNOWN}'
                 ORDER BY created_at DESC, rowid DESC LIMIT ?""",
             (guild_id, limit),
         )
@@ -270,8 +270,8 @@ class Storage:
             raise ValueError("request_id must not be empty")
         try:
             rows = await self.write(
-                f"""UPDATE jobs SET request_id = ?, state = 'submitted', updated_at = ?
-                    WHERE id = ? AND state = 'pending' RETURNING {JOB_COLUMNS}""",
+                f"""UPDATE jobs SET request_id = ?, state = '{JobState.SUBMITTED}', updated_at = ?
+                    WHERE id = ? AND state = '{JobState.PENDING}' RETURNING {JOB_COLUMNS}""",
                 (request_id, self._clock(), job_id),
             )
         except sqlite3.IntegrityError:
@@ -307,7 +307,8 @@ class Storage:
             rows = await self.write(
                 f"""UPDATE jobs SET state = :new, queue_position = :position, error = coalesce(:error, error),
                         updated_at = :now,
-                        started_at = CASE WHEN :new = 'running' AND started_at IS NULL THEN :now ELSE started_at END
+                        started_at = CASE WHEN :new = '{JobState.RUNNING}' AND started_at IS NULL
+                                          THEN :now ELSE started_at END
                     WHERE id = :id AND state = :old RETURNING {JOB_COLUMNS}""",
                 {"new": new.value, "position": position, "error": error, "now": now, "id": job_id, "old": job.state},
             )

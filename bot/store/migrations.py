@@ -27,6 +27,8 @@ import sqlite3
 
 import aiosqlite
 
+from bot.domain.job_state import TERMINAL_STATES, sql_list
+
 _TERMINAL_V1 = "('delivered', 'cancelled', 'failed', 'expired')"
 _TERMINAL = "('delivered', 'cancelled', 'failed', 'expired', 'unknown')"
 
@@ -328,7 +330,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST_VERSION = len(MIGRATIONS)
 
 # Kept in step with the partial index above, so that queries using it match its condition exactly.
-UNFINISHED_SQL = f"state NOT IN {_TERMINAL}"
+UNFINISHED_SQL = f"state NOT IN {sql_list(TERMINAL_STATES)}"  # for queries; the steps above stay as written
 
 
 class NewerSchema(Exception):

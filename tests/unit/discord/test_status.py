@@ -105,3 +105,8 @@ def test_the_public_status_never_says_your(state):
     # Everyone in the channel reads it, so "your quota" would be wrong for all but the requester.
     view = render_status(make_job(state=state, images_delivered=1, started_at=1_700_000_000.0))
     assert "your" not in " ".join([view.state_line, *view.notes, view.description]).lower()
+
+
+@pytest.mark.parametrize("state", list(JobState))
+def test_the_cancel_button_shows_exactly_for_cancellable_states(state):
+    assert render_status(make_job(state=state)).cancellable is state.cancellable

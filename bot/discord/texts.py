@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.discord import quota_messages
+from bot.discord.i18n import t
 from bot.domain.seedream import ValidationError
 from bot.engine.jobs import OutOfCredit
 from bot.engine.prompt_filter import PromptBlocked
@@ -18,9 +19,10 @@ def quota_refusal(refusal: Refusal) -> str:
 
 
 def prompt_blocked(matched: str) -> str:
-    return (
-        f"Your prompt wasn't sent: this server doesn't allow “{matched}” in prompts. "
-        "Please rephrase it and try again. Nothing was taken from your quota."
+    return t(
+        "Your prompt wasn't sent: this server doesn't allow “{term}” in prompts. "
+        "Please rephrase it and try again. Nothing was taken from your quota.",
+        term=matched,
     )
 
 

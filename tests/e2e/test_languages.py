@@ -64,3 +64,15 @@ async def test_the_public_status_message_speaks_the_servers_language_not_the_mem
 
     fake_runcomfy.complete(job.request_id)
     await status_says(fake_discord, job, "✅ Fatto — 2 immagini", interaction)
+
+
+async def test_a_blocked_prompt_is_refused_in_the_members_language(fake_discord, fake_runcomfy, start_bot):
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    world = fake_discord.world
+    await bot.jobs.prompt_filter.add(world.guild_id, "wolf*", added_by=int(world.admin["user"]["id"]))
+
+    interaction = await fake_discord.run_command("imagine", {"prompt": "deux WOLFHOUNDS dans la neige"}, locale="fr")
+
+    refusal = await refused_privately(fake_discord, interaction)
+    assert refusal.startswith("Votre description n'a pas été envoyée : ce serveur n'autorise pas « wolfhounds »")
+    assert fake_runcomfy.submits == []

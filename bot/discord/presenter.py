@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -32,6 +33,7 @@ from bot.discord.posted_parts import find_part, upload_files
 from bot.discord.status import StatusView, render_status
 from bot.engine.delivery import DeliveryReport, PendingPart, PostRefused, PreparedImage, UploadTooLarge
 from bot.logging_setup import for_job
+from bot.runcomfy.backoff import doubling
 from bot.store.database import Job, Storage
 
 log = logging.getLogger(__name__)
@@ -183,7 +185,7 @@ class DiscordPresenter:
                     slot.abandoned, failures = view, 0
                 else:
                     for_job(log, job).warning("status message not updated (%s); will retry", exc, exc_info=unexpected)
-                    pause = EDIT_RETRY_PAUSE * 2 ** (failures - 1)
+                    pause = doubling(EDIT_RETRY_PAUSE, math.inf, failures - 1)
                     slot.next_edit = time.monotonic() + max(self._interval, pause)
                 continue
             slot.shown, failures = view, 0

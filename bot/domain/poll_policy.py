@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from bot.runcomfy.backoff import doubling
 from bot.runcomfy.client import RemoteState
 
 
@@ -112,7 +113,7 @@ class PollPolicy:
 
     def after_failures(self, failures: int) -> float:
         """The pause after `failures` failed polls in a row (the client already retried each)."""
-        return min(self.max_interval, self.interval * 2.0 ** max(0, failures))
+        return doubling(self.interval, self.max_interval, failures)
 
 
 @dataclass

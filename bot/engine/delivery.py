@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.engine.set_images import Downloader, Late, PreparedImage, download_images, fit_image, image_name
+from bot.runcomfy.backoff import doubling
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,7 @@ class SetPoster:
                 raise PostingFailed(str(exc)) from exc
             except Exception as exc:
                 log.warning("posting images failed (attempt %d of %d): %s", attempt, POST_ATTEMPTS, exc)
-                pause = min(30.0, self.retry_pause * 2 ** (attempt - 1))
+                pause = doubling(self.retry_pause, 30.0, attempt - 1)
                 late = self.deadline is not None and asyncio.get_running_loop().time() + pause > self.deadline
                 if attempt == POST_ATTEMPTS or late:
                     url = await self.find_posted(part)  # what Discord took is counted, even when giving up

@@ -17,6 +17,7 @@ from bot.engine.prompt_filter import PromptFilter
 from bot.engine.quotas import Quotas
 from bot.engine.tracker import Tracker
 from bot.logging_setup import for_job
+from bot.runcomfy.backoff import doubling
 from bot.runcomfy.client import (
     AuthError,
     InsufficientBalanceError,
@@ -144,6 +145,6 @@ class JobService:
             except RateLimitedError as exc:
                 if attempt >= RATE_LIMITED_ATTEMPTS:
                     raise
-                wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
+                wait = exc.retry_after if exc.retry_after is not None else doubling(1.0, RATE_LIMITED_MAX_WAIT, attempt)
                 await asyncio.sleep(min(max(wait, 0.0), RATE_LIMITED_MAX_WAIT))
                 attempt += 1

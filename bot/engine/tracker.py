@@ -27,6 +27,7 @@ from bot.domain.text import duration_text, shorten
 from bot.engine.delivery import DeliveryReport, PendingPart, PreparedImage, post_set
 from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
 from bot.logging_setup import Redactor, for_job
+from bot.runcomfy.backoff import doubling
 from bot.runcomfy.client import (
     AuthError,
     CancelOutcome,
@@ -203,8 +204,9 @@ class Tracker:
     # ---- following one job -------------------------------------------------------------------
 
     async def _supervise(self, job_id: str) -> None:
-        pause = self._config.poll_interval
+        restarts = 0
         while True:
+            pause = doubling(self._config.poll_interval, 60.0, restarts)
             try:
                 await self._follow(job_id)
                 return
@@ -217,7 +219,7 @@ class Tracker:
                 else:
                     log.exception("job %s: unexpected error while following it; retrying in %.1f s", job_id, pause)
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 60.0)
+                restarts += 1
 
     async def _follow(self, job_id: str) -> None:
         job = await self._storage.get_job(job_id)

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+from bot.runcomfy.backoff import doubling
+
 T = TypeVar("T")
 
 
@@ -58,8 +60,7 @@ class RetryPolicy:
 
     def backoff(self, failed_attempts: int) -> float:
         """The wait after `failed_attempts` failures (1 for the first), jitter included, ignoring Retry-After."""
-        exponent = max(0, failed_attempts - 1)
-        raw = min(self.max_delay, self.base_delay * (2.0 ** min(exponent, 60)))
+        raw = doubling(self.base_delay, self.max_delay, failed_attempts - 1)
         jitter = min(1.0, max(0.0, self.jitter))
         return raw * (1.0 - jitter * self.random())
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.discord.i18n import SOURCE_LANGUAGE, t, translate
 from bot.discord.job_start import refuse, start_job
 from bot.discord.tree import GENERIC_ERROR, RESTARTING
 from bot.domain.seedream import MAX_SEED
@@ -21,29 +22,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANCEL_ANSWERS = {
-    CancelReply.CANCELLED: "🚫 Cancelled. The images it reserved were given back.",
-    CancelReply.NOT_CANCELLABLE: (
+    CancelReply.CANCELLED: t("🚫 Cancelled. The images it reserved were given back."),
+    CancelReply.NOT_CANCELLABLE: t(
         "This job is already generating, and RunComfy cannot stop a job once it runs. "
         "The images will be posted when they are ready."
     ),
-    CancelReply.REFUSED: (
+    CancelReply.REFUSED: t(
         "RunComfy would not cancel the job just now; it is still queued. Please try the Cancel button again in a "
         "moment."
     ),
-    CancelReply.FINISHED: "This job has already finished.",
-    CancelReply.NOT_SUBMITTED_YET: "The job is still being sent to RunComfy; try again in a few seconds.",
-    CancelReply.UNKNOWN_JOB: "I don't know this job any more.",
-    CancelReply.UNAVAILABLE: "RunComfy could not be reached to cancel the job. Please try again in a moment.",
+    CancelReply.FINISHED: t("This job has already finished."),
+    CancelReply.NOT_SUBMITTED_YET: t("The job is still being sent to RunComfy; try again in a few seconds."),
+    CancelReply.UNKNOWN_JOB: t("I don't know this job any more."),
+    CancelReply.UNAVAILABLE: t("RunComfy could not be reached to cancel the job. Please try again in a moment."),
 }
+NOT_YOURS = t("Only the member who started this job, or someone with Manage Server, can cancel it.")
 UNKNOWN_JOB = CANCEL_ANSWERS[CancelReply.UNKNOWN_JOB]
 
 
 _Button = discord.ui.Button[discord.ui.View]
 
 
-class CancelButton(
-    discord.ui.DynamicItem[_Button], template=r"seedream:cancel:(?P<job_id>[0-9a-zA-Z_-]{1,40})"
-):
+class CancelButton(discord.ui.DynamicItem[_Button], template=r"seedream:cancel:(?P<job_id>[0-9a-zA-Z_-]{1,40})"):
     def __init__(self, job_id: str, *, label: str = "Cancel") -> None:
         self.job_id = job_id
         super().__init__(
@@ -62,30 +62,26 @@ class CancelButton(
         bot = interaction.client
         job = await bot.storage.get_job(self.job_id)
         if job is None or job.guild_id != interaction.guild_id:
-            await interaction.response.send_message(CANCEL_ANSWERS[CancelReply.UNKNOWN_JOB], ephemeral=True)
+            await interaction.response.send_message(translate(UNKNOWN_JOB, interaction.locale), ephemeral=True)
             return
         permissions = interaction.permissions
         if interaction.user.id != job.user_id and not (permissions.manage_guild or permissions.administrator):
-            await interaction.response.send_message(
-                "Only the member who started this job, or someone with Manage Server, can cancel it.", ephemeral=True
-            )
+            await interaction.response.send_message(translate(NOT_YOURS, interaction.locale), ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         reply = await bot.tracker.cancel(job.id)
         for_job(log, job).info("cancel clicked by user %s -> %s", interaction.user.id, reply.value)
-        await interaction.followup.send(CANCEL_ANSWERS[reply], ephemeral=True)
+        await interaction.followup.send(translate(CANCEL_ANSWERS[reply], interaction.locale), ephemeral=True)
 
 
-class AgainButton(
-    discord.ui.DynamicItem[_Button], template=r"seedream:again:(?P<job_id>[0-9a-zA-Z_-]{1,40})"
-):
+class AgainButton(discord.ui.DynamicItem[_Button], template=r"seedream:again:(?P<job_id>[0-9a-zA-Z_-]{1,40})"):
     """Start a new job with the same options and a new random seed, for whoever clicks (on their own quota)."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, *, label: str = "Again") -> None:
         self.job_id = job_id
         super().__init__(
             discord.ui.Button(
-                label="Again", style=discord.ButtonStyle.secondary, custom_id=f"seedream:again:{job_id}", emoji="🔁"
+                label=label, style=discord.ButtonStyle.secondary, custom_id=f"seedream:again:{job_id}", emoji="🔁"
             )
         )
 
@@ -102,7 +98,7 @@ class AgainButton(
             return
         job = await bot.storage.get_job(self.job_id)
         if job is None or interaction.guild_id is None or job.guild_id != interaction.guild_id:
-            await interaction.response.send_message(UNKNOWN_JOB, ephemeral=True)
+            await interaction.response.send_message(translate(UNKNOWN_JOB, interaction.locale), ephemeral=True)
             return
         for_job(log, job).info("Again clicked by user %s", interaction.user.id)
         try:
@@ -116,13 +112,17 @@ class AgainButton(
             for_job(log, job).info("started again as job %s", again.id)
 
 
-def job_view(job_id: str, *, cancellable: bool, finished: bool = False) -> discord.ui.View | None:
-    """The buttons under a status message: Cancel while it can be cancelled, Again once the job is finished."""
+def job_view(
+    job_id: str, *, cancellable: bool, finished: bool = False, language: str = SOURCE_LANGUAGE
+) -> discord.ui.View | None:
+    """The buttons under a status message: Cancel while it can be cancelled, Again once the job is finished.
+
+    Their labels are in `language`, the server's, like the status message."""
     if not (cancellable or finished):
         return None
     view = discord.ui.View(timeout=None)
     if cancellable:
-        view.add_item(CancelButton(job_id))
+        view.add_item(CancelButton(job_id, label=t("Cancel").in_language(language)))
     if finished:
-        view.add_item(AgainButton(job_id))
+        view.add_item(AgainButton(job_id, label=t("Again").in_language(language)))
     return view

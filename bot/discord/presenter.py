@@ -94,7 +94,9 @@ class DiscordPresenter:
             self._interaction_limits[interaction.guild_id] = interaction.filesize_limit
         view = render_status(job, language=self._language(job))
         try:
-            message = await _respond(interaction, embed=status_embed(view), view=_buttons(job, view))
+            message = await _respond(
+                interaction, embed=status_embed(view), view=_buttons(job, view, self._language(job))
+            )
         except discord.HTTPException as exc:
             for_job(log, job).warning("the reply could not be edited (HTTP %s); using the channel", exc.status)
             return job
@@ -196,7 +198,7 @@ class DiscordPresenter:
                 self._finished.popitem(last=False)
 
     async def _show(self, job: Job, view: StatusView) -> None:
-        embed, buttons = status_embed(view), _buttons(job, view)
+        embed, buttons = status_embed(view), _buttons(job, view, self._language(job))
         if job.reply_message_id is not None and self._reply_usable(job):
             try:
                 async with _reply_errors():
@@ -384,8 +386,8 @@ async def _respond(interaction: discord.Interaction, **content: Any) -> discord.
     return await interaction.original_response()
 
 
-def _buttons(job: Job, view: StatusView) -> discord.ui.View | None:
-    return job_view(job.id, cancellable=view.cancellable, finished=view.finished)
+def _buttons(job: Job, view: StatusView, language: str) -> discord.ui.View | None:
+    return job_view(job.id, cancellable=view.cancellable, finished=view.finished, language=language)
 
 
 @contextlib.asynccontextmanager

@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 
 from tests.e2e.test_startup import COMMAND_SYNC
-from tests.imagine_helpers import imagine, refused_privately, start_imagine_bot, status_says
+from tests.imagine_helpers import (
+    CANCEL_PREFIX,
+    imagine,
+    private_answer,
+    refused_privately,
+    start_imagine_bot,
+    status_says,
+)
 
 
 async def test_the_synced_commands_carry_their_localized_names_and_descriptions(fake_discord, start_bot):
@@ -61,9 +68,35 @@ async def test_the_public_status_message_speaks_the_servers_language_not_the_mem
     assert embed["title"] == "Serie di immagini Seedream"
     assert "Immagini: 2" in said and "Formato: 3:4 verticale (1728×2304)" in said and "Seed: casuale" in said
     assert "Modalità: standard" in said and f"Lavoro {job.id}" in said and "Stato" in said
+    assert button_labels(fake_discord.original_for(interaction)) == ["Annulla"]
 
     fake_runcomfy.complete(job.request_id)
     await status_says(fake_discord, job, "✅ Fatto — 2 immagini", interaction)
+    assert button_labels(fake_discord.original_for(interaction)) == ["Ancora"]
+
+
+def button_labels(message) -> list[str]:
+    return [button["label"] for row in message.get("components", []) for button in row["components"]]
+
+
+async def test_cancel_answers_the_clicker_in_their_language(fake_discord, fake_runcomfy, start_bot):
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    fake_runcomfy.next_job(manual=True, queue_position=2)
+    world = fake_discord.world
+    interaction, job = await imagine(fake_discord, bot, {"prompt": "una barca di carta"}, by=world.admin)
+    await status_says(fake_discord, job, "position 2", interaction)
+    assert button_labels(fake_discord.original_for(interaction)) == ["Cancel"]  # an English server
+
+    others = await fake_discord.click_button(
+        CANCEL_PREFIX + job.id, fake_discord.original_for(interaction), by=world.member, locale="es-ES"
+    )
+    assert await private_answer(fake_discord, others) == (
+        "Solo el miembro que inició este trabajo, o alguien con el permiso Gestionar servidor, puede cancelarlo."
+    )
+    own = await fake_discord.click_button(
+        CANCEL_PREFIX + job.id, fake_discord.original_for(interaction), by=world.admin, locale="de"
+    )
+    assert await private_answer(fake_discord, own) == "🚫 Abgebrochen. Die reservierten Bilder wurden zurückgegeben."
 
 
 async def test_a_blocked_prompt_is_refused_in_the_members_language(fake_discord, fake_runcomfy, start_bot):

@@ -6,9 +6,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord import quota_format
+from bot.discord import i18n, quota_format
 from bot.discord.bot import Interaction, SeedreamBot
 from bot.discord.buttons import CancelButton
+from bot.discord.i18n import t, tn
 from bot.discord.status import render_status
 from bot.domain import periods
 from bot.domain.job_state import JobState
@@ -20,16 +21,16 @@ PROMPT_CHARS = 60
 SERVER_ONLY = "This command works in a server, not in direct messages."
 
 STATE_LABELS = {
-    JobState.PENDING: "⏳ sending",
-    JobState.SUBMITTED: "⏳ sending",
-    JobState.QUEUED: "⏳ queued",
-    JobState.RUNNING: "🎨 generating",
-    JobState.DELIVERING: "📤 uploading",
-    JobState.DELIVERED: "✅ delivered",
-    JobState.CANCELLED: "🚫 cancelled",
-    JobState.FAILED: "⚠️ failed",
-    JobState.EXPIRED: "⚠️ expired",
-    JobState.UNKNOWN: "❔ outcome unknown",
+    JobState.PENDING: t("⏳ sending"),
+    JobState.SUBMITTED: t("⏳ sending"),
+    JobState.QUEUED: t("⏳ queued"),
+    JobState.RUNNING: t("🎨 generating"),
+    JobState.DELIVERING: t("📤 uploading"),
+    JobState.DELIVERED: t("✅ delivered"),
+    JobState.CANCELLED: t("🚫 cancelled"),
+    JobState.FAILED: t("⚠️ failed"),
+    JobState.EXPIRED: t("⚠️ expired"),
+    JobState.UNKNOWN: t("❔ outcome unknown"),
 }
 
 
@@ -37,27 +38,33 @@ def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
     return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
-def job_line(number: int, job: Job) -> str:
-    """One job of /jobs: state, images delivered of asked, the prompt, a link to its message, when."""
+def job_line(number: int, job: Job, language: str = i18n.SOURCE_LANGUAGE) -> str:
+    """One job of /jobs (in `language`): state, images delivered of asked, the prompt, a link to its message, when."""
     prompt = discord.utils.escape_markdown(shorten(" ".join(str(job.options.get("prompt", "")).split()), PROMPT_CHARS))
     parts = [
-        f"**{number}.** {STATE_LABELS[job.state]}",
-        f"{job.images_delivered}/{job.images_reserved} images",
+        f"**{number}.** {STATE_LABELS[job.state].in_language(language)}",
+        tn(
+            "{delivered}/{count} image",
+            "{delivered}/{count} images",
+            job.images_reserved,
+            delivered=job.images_delivered,
+        ).in_language(language),
         f"“{prompt}”",
     ]
     if job.reply_message_id:
         channel_id = job.reply_channel_id or job.channel_id
-        parts.append(f"[message]({message_link(job.guild_id, channel_id, job.reply_message_id)})")
+        label = t("message").in_language(language)
+        parts.append(f"[{label}]({message_link(job.guild_id, channel_id, job.reply_message_id)})")
     parts.append(f"<t:{int(job.created_at)}:R>")
     return " · ".join(parts)
 
 
-def jobs_view(jobs: list[Job]) -> discord.ui.View | None:
+def jobs_view(jobs: list[Job], language: str = i18n.SOURCE_LANGUAGE) -> discord.ui.View | None:
     """A Cancel button for each job still waiting, labelled with its number in the list."""
     view = discord.ui.View(timeout=None)
     for number, job in enumerate(jobs, 1):
         if render_status(job).cancellable:
-            view.add_item(CancelButton(job.id, label=f"Cancel {number}"))
+            view.add_item(CancelButton(job.id, label=t("Cancel {number}", number=number).in_language(language)))
     return view if view.children else None
 
 
@@ -90,14 +97,17 @@ class Member(commands.Cog):
         if interaction.guild_id is None:
             await interaction.response.send_message(SERVER_ONLY, ephemeral=True)
             return
+        language = i18n.language_of(interaction.locale)  # only the member sees the list
         recent = await self.bot.storage.recent_jobs(interaction.guild_id, interaction.user.id, RECENT_JOBS)
         if not recent:
-            await interaction.response.send_message(
-                "You have no image sets on this server yet. Start one with `/imagine`.", ephemeral=True
-            )
+            empty = t("You have no image sets on this server yet. Start one with `/imagine`.")
+            await interaction.response.send_message(empty.in_language(language), ephemeral=True)
             return
-        lines = ["**Your latest image sets**, newest first", *(job_line(n, job) for n, job in enumerate(recent, 1))]
-        view = jobs_view(recent)
+        lines = [
+            t("**Your latest image sets**, newest first").in_language(language),
+            *(job_line(n, job, language) for n, job in enumerate(recent, 1)),
+        ]
+        view = jobs_view(recent, language)
         if view is None:
             await interaction.response.send_message(quota_format.fit(lines), ephemeral=True)
         else:

@@ -109,3 +109,23 @@ async def test_a_blocked_prompt_is_refused_in_the_members_language(fake_discord,
     refusal = await refused_privately(fake_discord, interaction)
     assert refusal.startswith("Votre description n'a pas été envoyée : ce serveur n'autorise pas « wolfhounds »")
     assert fake_runcomfy.submits == []
+
+
+async def test_jobs_lists_a_members_sets_in_their_language(fake_discord, fake_runcomfy, start_bot):
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    world = fake_discord.world
+    empty = await fake_discord.run_command("jobs", by=world.member, locale="es-419")
+    assert await private_answer(fake_discord, empty) == (
+        "Aún no tienes series de imágenes en este servidor. Empieza una con `/imaginar`."
+    )
+    fake_runcomfy.next_job(manual=True, queue_position=1)
+    interaction, job = await imagine(fake_discord, bot, {"prompt": "ein Leuchtturm", "images": 1})
+    await status_says(fake_discord, job, "position 1", interaction)
+
+    listed = await fake_discord.run_command("jobs", by=world.member, locale="de")
+    lines = (await private_answer(fake_discord, listed)).splitlines()
+    original = fake_discord.original_for(listed)
+
+    assert lines[0] == "**Deine letzten Bilderserien**, neueste zuerst"
+    assert lines[1].startswith("**1.** ⏳ wartet · 0/1 Bild · “ein Leuchtturm” · [Nachricht](")
+    assert button_labels(original) == ["Abbrechen 1"]

@@ -104,12 +104,12 @@ async def test_jobs_lists_the_last_ten_with_links_and_cancel_buttons_for_waiting
 
     lines = message["content"].splitlines()
     assert len(lines) == 11  # a heading and ten jobs
-    assert lines[1].startswith("**1.** ⏳ queued · 0/1 images · “a quiet harbour at dawn”")
+    assert lines[1].startswith("**1.** ⏳ queued · 0/1 image · “a quiet harbour at dawn”")
     assert lines[2].startswith("**2.** ✅ delivered · 2/2 images · “a lighthouse in a storm \\*bold\\*”")
     link = f"https://discord.com/channels/{world.guild_id}/{done.reply_channel_id}/{done.reply_message_id}"
     assert f"[message]({link})" in lines[2]
     assert f"<t:{int(done.created_at)}:R>" in lines[2]
-    assert all("⚠️ failed · 0/1 images" in line for line in lines[3:])
+    assert all("⚠️ failed · 0/1 image ·" in line for line in lines[3:])
     (cancel,) = buttons(message)
     assert cancel["custom_id"] == f"seedream:cancel:{waiting.id}" and cancel["label"] == "Cancel 1"
 

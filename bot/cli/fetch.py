@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 from bot.cli.job import (
-    EXIT_API,
-    EXIT_AUTH,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
     Interrupts,
@@ -22,11 +20,12 @@ from bot.cli.job import (
     error,
     fetch_command,
     note,
+    runcomfy_failure,
     save_images,
     wait_for_result,
 )
 from bot.logging_setup import configure_logging
-from bot.runcomfy.client import AuthError, RunComfyClient, RunComfyError
+from bot.runcomfy.client import RunComfyClient, RunComfyError
 from bot.runcomfy.errors import InvalidRequestIdError, check_request_id
 from bot.settings import Settings, SettingsError, load_settings, secrets_of
 
@@ -83,13 +82,7 @@ async def _fetch(rid: str, settings: Settings, out: Path) -> int:
         progress.end_line()
         note(f"Stopped. To try again: {fetch_command(rid, out)}")
         return EXIT_INTERRUPTED
-    except AuthError:
-        progress.end_line()
-        error("RunComfy refused the API token: check RUNCOMFY_API_TOKEN (RunComfy profile > API Keys).")
-        return EXIT_AUTH
     except RunComfyError as exc:
-        progress.end_line()
-        error(f"{exc.user_message} ({exc})")
-        return EXIT_API
+        return runcomfy_failure(progress, exc)
     finally:
         interrupts.close()

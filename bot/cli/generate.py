@@ -18,8 +18,6 @@ import sys
 from pathlib import Path
 
 from bot.cli.job import (
-    EXIT_API,
-    EXIT_AUTH,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
     Interrupts,
@@ -30,13 +28,14 @@ from bot.cli.job import (
     error,
     fetch_command,
     note,
+    runcomfy_failure,
     save_images,
     wait_for_result,
 )
 from bot.cli.quote import EXIT_DECLINED, cost_line, quote
 from bot.domain.seedream import DEFAULT_ASPECT, MAX_IMAGES, MIN_IMAGES, SeedreamRequest, ValidationError, build_request
 from bot.logging_setup import configure_logging
-from bot.runcomfy.client import AuthError, RunComfyClient, RunComfyError
+from bot.runcomfy.client import RunComfyClient, RunComfyError
 from bot.settings import Settings, SettingsError, load_settings, secrets_of
 
 __all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "describe", "main"]
@@ -146,13 +145,7 @@ async def _generate(request: SeedreamRequest, settings: Settings, out: Path, pri
             error(f"Stopped at once; job {job.rid} was left as it was at RunComfy.")
             note(f"To collect its images later: {fetch_command(job.rid, out)}")
         return EXIT_INTERRUPTED
-    except AuthError:
-        progress.end_line()
-        error("RunComfy refused the API token: check RUNCOMFY_API_TOKEN (RunComfy profile > API Keys).")
-        return EXIT_AUTH
     except RunComfyError as exc:
-        progress.end_line()
-        error(f"{exc.user_message} ({exc})")
-        return EXIT_API
+        return runcomfy_failure(progress, exc)
     finally:
         interrupts.close()

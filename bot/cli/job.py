@@ -17,7 +17,15 @@ from typing import Any, TextIO
 from bot.domain.poll_policy import Ask, PollPolicy, RunWatch, phase_of
 from bot.domain.seedream import MAX_IMAGES
 from bot.engine.image_files import accept_image
-from bot.runcomfy.client import CancelOutcome, JobResult, JobStatus, RemoteState, RunComfyClient, RunComfyError
+from bot.runcomfy.client import (
+    AuthError,
+    CancelOutcome,
+    JobResult,
+    JobStatus,
+    RemoteState,
+    RunComfyClient,
+    RunComfyError,
+)
 from bot.settings import Settings
 from bot.store.run_times import RunTimes
 
@@ -99,6 +107,19 @@ def describe(status: JobStatus, images: int | None, elapsed: float) -> str:
     else:
         text = f"Job {status.state.value}"
     return f"{text} ({duration(elapsed)})"
+
+
+TOKEN_REFUSED = "RunComfy refused the API token: check RUNCOMFY_API_TOKEN (RunComfy profile > API Keys)."
+
+
+def runcomfy_failure(progress: Progress, exc: RunComfyError) -> int:
+    """Say why RunComfy stopped the command; its exit code."""
+    progress.end_line()
+    if isinstance(exc, AuthError):
+        error(TOKEN_REFUSED)
+        return EXIT_AUTH
+    error(f"{exc.user_message} ({exc})")
+    return EXIT_API
 
 
 class Interrupts:

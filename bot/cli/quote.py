@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.cli.job import EXIT_API, EXIT_AUTH, error, note
+from bot.cli.job import EXIT_API, EXIT_AUTH, TOKEN_REFUSED, error, note
 from bot.domain.money import format_usd
 from bot.domain.seedream import SeedreamRequest
 from bot.runcomfy.client import AuthError, InsufficientBalanceError, JobResult, RunComfyClient, RunComfyError
@@ -35,7 +35,7 @@ async def quote(request: SeedreamRequest, settings: Settings) -> Quote | int:
         error("The RunComfy account is out of credit: top up the balance, then try again. Nothing was sent.")
         return EXIT_API
     except AuthError:
-        error("RunComfy refused the API token: check RUNCOMFY_API_TOKEN (RunComfy profile > API Keys).")
+        error(TOKEN_REFUSED)
         return EXIT_AUTH
     except RunComfyError as exc:
         price, reason = None, f"RunComfy's price could not be read ({exc})"

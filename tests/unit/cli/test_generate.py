@@ -336,7 +336,7 @@ async def test_saves_only_real_images_only_as_many_as_asked_named_by_format(fake
 
     code, out, err = await run_cli(fake_runcomfy, tmp_path, "a lighthouse", "--images", "3", "--out", "set")
 
-    assert code == cli_generate.EXIT_API, err
+    assert code == cli_job.EXIT_API, err
     [rid] = fake_runcomfy.jobs
     assert out.splitlines() == [f"set/seedream_{rid}_01.png", f"set/seedream_{rid}_03.jpg"]
     assert sorted(p.name for p in (tmp_path / "set").iterdir()) == [f"seedream_{rid}_01.png", f"seedream_{rid}_03.jpg"]
@@ -358,7 +358,7 @@ async def test_tokens_echoed_by_runcomfy_never_reach_the_terminal(fake_runcomfy,
         fake_runcomfy, tmp_path, "a lighthouse", "--images", "3", DISCORD_TOKEN=DISCORD_TOKEN, LOG_LEVEL="DEBUG"
     )
 
-    assert code == cli_generate.EXIT_API
+    assert code == cli_job.EXIT_API
     assert "bad credentials" in err if failure else "busy bad credentials" in err
     assert leaked_pieces(out + err, *tokens) == [], err
     assert len(out.splitlines()) == (0 if failure else 1)
@@ -444,7 +444,7 @@ async def test_a_dripping_image_is_given_up_after_download_timeout_seconds(fake_
     process = await start_cli(fake_runcomfy, tmp_path, *args, command=command, DOWNLOAD_TIMEOUT_SECONDS="1")
     out, err = await asyncio.wait_for(process.communicate(), 30)
 
-    assert process.returncode == cli_generate.EXIT_API
+    assert process.returncode == cli_job.EXIT_API
     assert asyncio.get_running_loop().time() - started < 15
     assert len(out.decode().splitlines()) == 1 and "did not finish within 1 s" in err.decode()
 

@@ -51,9 +51,10 @@ from bot.domain.quota_policy import (
     sum_days,
     usage,
 )
-from bot.store.database import Job, Storage, Transaction, insert_pending_job
+from bot.store.database import Job, Storage
 from bot.store.group_commit import GroupCommit
 from bot.store.migrations import UNFINISHED_SQL
+from bot.store.transaction import Transaction, insert_pending_job
 
 __all__ = [
     "GuildQuota",

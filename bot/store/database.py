@@ -26,83 +26,17 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.domain.job import JOB_COLUMNS, Job, new_job_id
+from bot.domain.job import JOB_COLUMNS, Job
 from bot.domain.job_state import IllegalTransition, JobState, check_transition
 from bot.store.errors import JobNotFound, StorageError, storage_failure
 from bot.store.migrations import LATEST_VERSION, UNFINISHED_SQL, NewerSchema, upgrade
+from bot.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 _REPLY_FIELDS = ("interaction_token", "application_id", "token_created_at", "reply_message_id", "reply_channel_id")
-
-
-class Transaction:
-    """An open `BEGIN IMMEDIATE` transaction; obtained from `Storage.transaction()`."""
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
-
-    async def fetchall(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
-        return list(await self.db.execute_fetchall(sql, parameters))
-
-    async def fetchone(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> sqlite3.Row | None:
-        rows = await self.fetchall(sql, parameters)
-        return rows[0] if rows else None
-
-    async def insert_job(
-        self,
-        *,
-        guild_id: int,
-        channel_id: int,
-        user_id: int,
-        options_json: str,
-        images: int,
-        now: float,
-        price_micros: int | None = None,
-    ) -> Job:
-        """Insert a pending job holding `images` reserved images (quoted at `price_micros` each)."""
-        while True:
-            try:
-                row = await self.fetchone(_INSERT_JOB_SQL, (new_job_id(), guild_id, channel_id, user_id, options_json,
-                                                            images, now, now, price_micros))  # fmt: skip
-            except sqlite3.IntegrityError as exc:
-                if "jobs.id" not in str(exc):
-                    raise
-                continue  # the random id is taken: draw another
-            assert row is not None
-            return Job.from_row(row)
-
-
-_INSERT_JOB_SQL = f"""INSERT INTO jobs (id, guild_id, channel_id, user_id, options, state, images_reserved,
-                                        created_at, updated_at, price_micros)
-                      VALUES (?, ?, ?, ?, ?, '{JobState.PENDING}', ?, ?, ?, ?) RETURNING {JOB_COLUMNS}"""
-
-
-def insert_pending_job(
-    connection: sqlite3.Connection,
-    *,
-    guild_id: int,
-    channel_id: int,
-    user_id: int,
-    options_json: str,
-    images: int,
-    now: float,
-    price_micros: int | None = None,
-) -> Job:
-    """`Transaction.insert_job`, blocking, for a body run by `Storage.run_transaction`."""
-    while True:
-        try:
-            row = connection.execute(
-                _INSERT_JOB_SQL,
-                (new_job_id(), guild_id, channel_id, user_id, options_json, images, now, now, price_micros),
-            ).fetchone()
-        except sqlite3.IntegrityError as exc:
-            if "jobs.id" not in str(exc):
-                raise
-            continue
-        return Job.from_row(row)
 
 
 class Storage:
@@ -462,4 +396,4 @@ async def _configure(db: aiosqlite.Connection, busy_timeout: float) -> None:
     await db.execute_fetchall("PRAGMA synchronous = NORMAL")
 
 
-__all__ = ["LATEST_VERSION", "Job", "JobNotFound", "Storage", "StorageError", "Transaction", "storage_failure"]
+__all__ = ["LATEST_VERSION", "Job", "JobNotFound", "Storage", "StorageError", "storage_failure"]

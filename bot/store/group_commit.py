@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from bot.store.database import Storage, Transaction
+from bot.store.database import Storage
+from bot.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from bot.discord.tree import channel_of, guild_of
 from bot.domain.job_state import JobState
 from bot.domain.seedream import ValidationError
 from bot.engine.jobs import OutOfCredit
-from bot.engine.quotas import QuotaRefused
+from bot.engine.refusals import QuotaRefused
 from bot.store.database import Job
 
 if TYPE_CHECKING:

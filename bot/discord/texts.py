@@ -7,7 +7,7 @@ from bot.discord.i18n import t
 from bot.domain.seedream import ValidationError
 from bot.engine.jobs import OutOfCredit
 from bot.engine.prompt_filter import PromptBlocked
-from bot.engine.quotas import OverLimit, QuotaRefused, Refusal, TooManyJobs
+from bot.engine.refusals import OverLimit, QuotaRefused, Refusal, TooManyJobs
 
 
 def quota_refusal(refusal: Refusal) -> str:

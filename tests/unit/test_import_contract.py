@@ -59,7 +59,7 @@ def test_forbidden_imports_fail_the_lint(path, source):
         ("bot/runcomfy/client.py", "from bot.runcomfy.errors import AuthError\n"),
         ("bot/engine/jobs.py", "from bot.runcomfy.client import RunComfyClient\n"),
         ("bot/engine/jobs.py", "from bot.store.database import Storage\n"),
-        ("bot/discord/texts.py", "from bot.engine.quotas import QuotaRefused\n"),
+        ("bot/discord/texts.py", "from bot.engine.refusals import QuotaRefused\n"),
         ("bot/cli/generate.py", "from bot.engine.image_files import accept_image\n"),
     ],
 )

@@ -11,7 +11,8 @@ import pytest
 from bot.discord.texts import quota_refusal
 from bot.domain import periods
 from bot.domain.job_state import JobState
-from bot.engine.quotas import GuildQuota, Limit, OverBudget, Override, QuotaDefaults, QuotaRefused, Quotas, TooManyJobs
+from bot.engine.quotas import GuildQuota, Limit, Override, QuotaDefaults, Quotas
+from bot.engine.refusals import OverBudget, QuotaRefused, TooManyJobs
 from bot.settings import load_settings
 from bot.store.database import Storage
 from tests.fixtures.storage import GUILD_ID, USER_ID, ManualClock

@@ -8,7 +8,8 @@ import pytest
 
 from bot.discord.texts import quota_refusal
 from bot.domain.job_state import JobState
-from bot.engine.quotas import OverBudget, QuotaRefused, Quotas
+from bot.engine.quotas import Quotas
+from bot.engine.refusals import OverBudget, QuotaRefused
 from bot.store.money import MoneyStore
 from tests.fixtures.storage import CHANNEL_ID, GUILD_ID, USER_ID
 

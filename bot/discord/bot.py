@@ -26,7 +26,8 @@ from bot.discord.tree import SeedreamTree
 from bot.engine.jobs import JobService
 from bot.engine.pricing import PriceBook
 from bot.engine.quotas import QuotaDefaults, Quotas
-from bot.engine.tracker import Tracker, TrackerConfig
+from bot.engine.tracker import Tracker
+from bot.engine.tracker_config import TrackerConfig
 from bot.runcomfy.client import RunComfyClient
 from bot.settings import Settings, secrets_of
 from bot.store.database import Storage

@@ -333,7 +333,7 @@ async def post_set(
     retry_pause: float,
     time_left: float | None = None,
 ) -> DeliveryReport:
-    """Download what is not posted yet of a job's set and post it through `observer` (see tracker.JobObserver).
+    """Download what is not posted yet of a job's set and post it through `observer` (see observer.JobObserver).
 
     Progress lives in `meta`, so a restart goes on after the last image posted.
     """

@@ -17,15 +17,15 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
 
 from bot.domain.job_state import JobState
 from bot.domain.poll_policy import Ask, Poll, PollPolicy, RunWatch, phase_of
 from bot.domain.text import duration_text, shorten
-from bot.engine.delivery import DeliveryReport, PendingPart, PreparedImage, post_set
+from bot.engine.delivery import post_set
+from bot.engine.observer import JobObserver
 from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
+from bot.engine.tracker_config import TrackerConfig
 from bot.logging_setup import Redactor, for_job
 from bot.runcomfy.backoff import doubling
 from bot.runcomfy.client import (
@@ -38,12 +38,8 @@ from bot.runcomfy.client import (
     RunComfyClient,
     RunComfyError,
 )
-from bot.settings import secrets_of
 from bot.store.database import Job, Storage, storage_failure
 from bot.store.run_times import RunTimes
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,32 +48,6 @@ EXPIRED_MESSAGE = "RunComfy no longer knows this job (it expired)"
 NOT_DOWNLOADED_MESSAGE = "the images could not be downloaded from RunComfy (they may have expired)"
 GENERATION_FAILED = "RunComfy could not generate it"
 UPSTREAM_EXCERPT_CHARS = 80  # members see RunComfy's own words only as a short, masked excerpt
-class JobObserver(Protocol):
-    """The Discord side: shows a job's status and posts its images."""
-
-    async def job_changed(self, job: Job) -> None: ...
-
-    async def post_images(
-        self, job: Job, batch: Sequence[PreparedImage], total: int, *, nonce: str | None = None
-    ) -> str | None:
-        """Post one message of images (a channel message carries `nonce`); return its link. May raise
-        UploadTooLarge or PostRefused."""
-        ...
-
-    async def post_link(self, job: Job, image: PreparedImage, total: int, *, nonce: str | None = None) -> str | None:
-        ...
-
-    async def find_posted(self, job: Job, part: PendingPart) -> str | None:
-        """The link of the message carrying `part` if Discord already accepted it, else None."""
-        ...
-
-    async def delivery_finished(self, job: Job, report: DeliveryReport) -> None: ...
-
-    def upload_limit(self, job: Job) -> int: ...
-
-    def lower_upload_limit(self, job: Job, limit: int) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 class CancelReply(enum.Enum):
@@ -88,31 +58,6 @@ class CancelReply(enum.Enum):
     NOT_SUBMITTED_YET = "not_submitted_yet"
     UNKNOWN_JOB = "unknown_job"
     UNAVAILABLE = "unavailable"  # RunComfy could not be reached
-
-
-@dataclass(frozen=True)
-class TrackerConfig:
-    workdir: Path
-    poll_interval: float = 1.0
-    poll_max_interval: float = 10.0
-    job_deadline: float = 1800.0
-    download_max_bytes: int = 40 * 1024 * 1024
-    download_concurrency: int = 4
-    download_timeout: float = 120.0
-    secrets: tuple[str, ...] = field(default=(), repr=False)  # masked in every upstream text shown to members
-
-    @classmethod
-    def from_settings(cls, settings: Settings, workdir: Path) -> TrackerConfig:
-        return cls(
-            workdir=workdir,
-            poll_interval=settings.poll_interval_seconds,
-            poll_max_interval=settings.poll_max_interval_seconds,
-            job_deadline=settings.job_deadline_seconds,
-            download_max_bytes=settings.download_max_bytes,
-            download_concurrency=settings.download_concurrency,
-            download_timeout=settings.download_timeout_seconds,
-            secrets=tuple(secrets_of(settings)),
-        )
 
 
 _REMOTE_TO_LOCAL = {RemoteState.QUEUED: JobState.QUEUED, RemoteState.RUNNING: JobState.RUNNING}

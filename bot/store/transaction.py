@@ -1,7 +1,7 @@
 """An open write transaction on the jobs database, and its blocking twin for `Storage.run_transaction`.
 
-`Transaction` is the async side (obtained from `Storage.transaction()`); `insert_pending_job` does the
-same insert on a plain `sqlite3.Connection`, for a body that runs off the event loop.
+`Transaction` is the async side (obtained from `Storage.transaction()`); `insert_pending_job` inserts a job on a
+plain `sqlite3.Connection`, for a body that runs off the event loop.
 """
 
 from __future__ import annotations
@@ -29,29 +29,6 @@ class Transaction:
         rows = await self.fetchall(sql, parameters)
         return rows[0] if rows else None
 
-    async def insert_job(
-        self,
-        *,
-        guild_id: int,
-        channel_id: int,
-        user_id: int,
-        options_json: str,
-        images: int,
-        now: float,
-        price_micros: int | None = None,
-    ) -> Job:
-        """Insert a pending job holding `images` reserved images (quoted at `price_micros` each)."""
-        while True:
-            try:
-                row = await self.fetchone(_INSERT_JOB_SQL, (new_job_id(), guild_id, channel_id, user_id, options_json,
-                                                            images, now, now, price_micros))  # fmt: skip
-            except sqlite3.IntegrityError as exc:
-                if "jobs.id" not in str(exc):
-                    raise
-                continue  # the random id is taken: draw another
-            assert row is not None
-            return Job.from_row(row)
-
 
 _INSERT_JOB_SQL = f"""INSERT INTO jobs (id, guild_id, channel_id, user_id, options, state, images_reserved,
                                         created_at, updated_at, price_micros)
@@ -69,7 +46,7 @@ def insert_pending_job(
     now: float,
     price_micros: int | None = None,
 ) -> Job:
-    """`Transaction.insert_job`, blocking, for a body run by `Storage.run_transaction`."""
+    """Insert a pending job holding `images` reserved images (quoted at `price_micros` each), off the event loop."""
     while True:
         try:
             row = connection.execute(

@@ -23,9 +23,7 @@ import json as jsonlib
 import logging
 import pathlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
@@ -54,6 +52,15 @@ from bot.runcomfy.errors import (
 )
 from bot.runcomfy.price import ModelPrice, parse_cost, parse_model_price
 from bot.runcomfy.redact import Redactor
+from bot.runcomfy.results import (
+    CancelOutcome,
+    CancelResult,
+    JobHandle,
+    JobResult,
+    JobStatus,
+    ModelRequest,
+    RemoteState,
+)
 from bot.runcomfy.retry import RetryPolicy
 from bot.runcomfy.transport import AiohttpTransport
 
@@ -71,99 +78,9 @@ MODEL_PATH = "bytedance/seedream-4-0/sequential"  # Seedream 4.0, sequential (a 
 SUBMIT_PATH = f"/v1/models/{MODEL_PATH}"
 
 
-class ModelRequest(Protocol):
-    """What `submit` sends: the model's input, and how many images it asks for (for the log)."""
-
-    @property
-    def images(self) -> int: ...
-
-    def to_input(self) -> dict[str, Any]: ...
-
 # Well-formed, but no job has it: asking its status spends nothing and proves the token is accepted.
 TOKEN_CHECK_REQUEST_ID = "00000000-0000-0000-0000-000000000000"
 MAX_STATE_CHARS = 40  # an unknown status is shown (CLI progress), so it is cut short
-_UNKNOWN_SEEN: set[str] = set()
-
-
-class RemoteState(Enum):
-    """A job's status at RunComfy."""
-
-    QUEUED = "in_queue"
-    RUNNING = "in_progress"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def parse(cls, raw: str | None) -> RemoteState:
-        """The state for any spelling RunComfy uses; an unknown one is logged and becomes UNKNOWN."""
-        key = raw.strip().lower().replace("-", "_").replace(" ", "_") if isinstance(raw, str) else None
-        state = _STATE_SPELLINGS.get(key) if key else None
-        if state is None:
-            seen = raw if isinstance(raw, str) else repr(raw)
-            level = logging.DEBUG if seen in _UNKNOWN_SEEN else logging.WARNING  # polled every few seconds: warn once
-            if len(_UNKNOWN_SEEN) < 100:
-                _UNKNOWN_SEEN.add(seen)
-            log.log(level, "RunComfy sent an unknown job status %r; it will be polled again", raw)
-            return cls.UNKNOWN
-        return state
-
-    @property
-    def terminal(self) -> bool:
-        return self in (RemoteState.COMPLETED, RemoteState.CANCELLED, RemoteState.FAILED)
-
-
-_STATE_SPELLINGS = {
-    "in_queue": RemoteState.QUEUED, "queued": RemoteState.QUEUED,
-    "in_progress": RemoteState.RUNNING, "running": RemoteState.RUNNING,
-    "completed": RemoteState.COMPLETED, "succeeded": RemoteState.COMPLETED,
-    "cancelled": RemoteState.CANCELLED, "canceled": RemoteState.CANCELLED,
-    "failed": RemoteState.FAILED,
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class JobHandle:
-    request_id: str
-    status_url: str | None
-    result_url: str | None
-    cancel_url: str | None
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    request_id: str
-    state: RemoteState
-    queue_position: int | None  # only while queued
-    raw_state: str
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """A job's result; before completion it holds the current state and no images, so it can be polled."""
-
-    request_id: str
-    state: RemoteState
-    image_urls: tuple[str, ...]
-    error: str | None
-    created_at: str | None
-    finished_at: str | None
-    cost_micros: int | None = None  # what RunComfy billed, when it says so (see bot.runcomfy.price)
-
-
-class CancelOutcome(Enum):
-    CANCELLED = "cancelled"
-    NOT_CANCELLABLE = "not_cancellable"
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    request_id: str
-    outcome: CancelOutcome
-    state: RemoteState
-
-
 def _optional_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 

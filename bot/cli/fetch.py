@@ -17,6 +17,7 @@ from bot.cli.job import (
     Job,
     Progress,
     checked_folder,
+    client_for,
     error,
     fetch_command,
     note,
@@ -25,9 +26,9 @@ from bot.cli.job import (
     wait_for_result,
 )
 from bot.logging_setup import configure_logging
-from bot.runcomfy.client import RunComfyClient, RunComfyError
+from bot.runcomfy.client import RunComfyError
 from bot.runcomfy.errors import InvalidRequestIdError, check_request_id
-from bot.settings import Settings, SettingsError, load_settings, secrets_of
+from bot.settings import Settings, SettingsError, load_settings
 
 DESCRIPTION = (
     "Save the images of a RunComfy job started earlier (by `seedream-bot generate`), waiting if it is still "
@@ -65,13 +66,7 @@ def main(args: argparse.Namespace) -> int:
 async def _fetch(rid: str, settings: Settings, out: Path) -> int:
     progress = Progress(sys.stderr)
     interrupts = Interrupts(progress)
-    client = RunComfyClient(
-        settings.runcomfy_api_token,
-        settings.runcomfy_base_url,
-        max_concurrent_requests=settings.runcomfy_max_concurrent_requests,
-        secrets=secrets_of(settings),
-        download_timeout=settings.download_timeout_seconds,
-    )
+    client = client_for(settings)
     started = asyncio.get_running_loop().time()
     job = Job(client, settings, out, progress, interrupts, started, rid=rid, cancellable=False)
     try:

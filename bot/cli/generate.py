@@ -24,6 +24,7 @@ from bot.cli.job import (
     Job,
     Progress,
     checked_folder,
+    client_for,
     describe,
     error,
     fetch_command,
@@ -35,8 +36,8 @@ from bot.cli.job import (
 from bot.cli.quote import EXIT_DECLINED, cost_line, quote
 from bot.domain.seedream import DEFAULT_ASPECT, MAX_IMAGES, MIN_IMAGES, SeedreamRequest, ValidationError, build_request
 from bot.logging_setup import configure_logging
-from bot.runcomfy.client import RunComfyClient, RunComfyError
-from bot.settings import Settings, SettingsError, load_settings, secrets_of
+from bot.runcomfy.client import RunComfyError
+from bot.settings import Settings, SettingsError, load_settings
 
 __all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "describe", "main"]
 
@@ -115,13 +116,7 @@ def confirm(question: str) -> bool:
 async def _generate(request: SeedreamRequest, settings: Settings, out: Path, price: int) -> int:
     progress = Progress(sys.stderr)
     interrupts = Interrupts(progress)
-    client = RunComfyClient(
-        settings.runcomfy_api_token,
-        settings.runcomfy_base_url,
-        max_concurrent_requests=settings.runcomfy_max_concurrent_requests,
-        secrets=secrets_of(settings),
-        download_timeout=settings.download_timeout_seconds,
-    )
+    client = client_for(settings)
     started = asyncio.get_running_loop().time()
     job = Job(client, settings, out, progress, interrupts, started, request.images, request.options())
     try:

@@ -26,7 +26,7 @@ from bot.runcomfy.client import (
     RunComfyClient,
     RunComfyError,
 )
-from bot.settings import Settings
+from bot.settings import Settings, secrets_of
 from bot.store.run_times import RunTimes
 
 EXIT_OK, EXIT_INPUT, EXIT_AUTH, EXIT_API, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
@@ -107,6 +107,17 @@ def describe(status: JobStatus, images: int | None, elapsed: float) -> str:
     else:
         text = f"Job {status.state.value}"
     return f"{text} ({duration(elapsed)})"
+
+
+def client_for(settings: Settings) -> RunComfyClient:
+    """The RunComfy client a terminal command uses, set up from the settings."""
+    return RunComfyClient(
+        settings.runcomfy_api_token,
+        settings.runcomfy_base_url,
+        max_concurrent_requests=settings.runcomfy_max_concurrent_requests,
+        secrets=secrets_of(settings),
+        download_timeout=settings.download_timeout_seconds,
+    )
 
 
 TOKEN_REFUSED = "RunComfy refused the API token: check RUNCOMFY_API_TOKEN (RunComfy profile > API Keys)."

@@ -51,8 +51,9 @@ from bot.domain.quota_policy import (
 from bot.engine.refusals import QuotaRefused, check_dollars, check_reservation
 from bot.store.database import Job, Storage
 from bot.store.group_commit import GroupCommit
+from bot.store.job_states import insert_pending_job
 from bot.store.migrations import UNFINISHED_SQL
-from bot.store.transaction import Transaction, insert_pending_job
+from bot.store.transaction import Transaction
 
 __all__ = [
     "GuildQuota",

@@ -6,8 +6,7 @@ is upgraded in place on open (see `bot.store.migrations`).
 
 The connection runs in autocommit mode: a single statement is its own transaction, and multi-statement
 writes go through `transaction()` (`BEGIN IMMEDIATE`, so the write lock is taken before anything is
-read). Job updates are single compare-and-set statements (`... WHERE state = <the state we checked>`),
-which stay correct when another process changes the same job at the same moment. Writes on one
+read). A job's state is written only by `bot.store.job_states`, in compare-and-set statements. Writes on one
 connection are serialised by a lock so a statement never lands inside another task's transaction.
 Reads use `execute_fetchall`, which runs and drains a statement in one step, so no cursor stays open.
 """
@@ -27,7 +26,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.domain.job import JOB_COLUMNS, Job
-from bot.domain.job_state import IllegalTransition, JobState, check_transition
+from bot.domain.job_state import JobState
+from bot.store import job_states
 from bot.store.errors import JobNotFound, StorageError, storage_failure
 from bot.store.migrations import LATEST_VERSION, UNFINISHED_SQL, NewerSchema, upgrade
 from bot.store.transaction import Transaction
@@ -179,15 +179,23 @@ class Storage:
 
     async def mark_submitting(self, job_id: str) -> Job:
         """Record, in its own commit, that the submit request of a pending job is about to be sent."""
-        rows = await self.write(
-            f"""UPDATE jobs SET submitted_at = :now, updated_at = :now
-                WHERE id = :id AND state = '{JobState.PENDING}' RETURNING {JOB_COLUMNS}""",
-            {"now": self._clock(), "id": job_id},
-        )
-        if rows:
-            return Job.from_row(rows[0])
-        job = await self._job_or_raise(job_id)
-        raise IllegalTransition(job.state, JobState.SUBMITTED)
+        return await job_states.mark_submitting(self, job_id)
+
+    async def set_request_id(self, job_id: str, request_id: str) -> Job:
+        """Record RunComfy's request id and move the job from pending to submitted."""
+        return await job_states.set_request_id(self, job_id, request_id)
+
+    async def transition(
+        self, job_id: str, new: JobState, *, queue_position: int | None = None, error: str | None = None
+    ) -> Job:
+        """Move a job to a non-terminal state (or stay, to update its queue position); see `job_states`."""
+        return await job_states.transition(self, job_id, new, queue_position=queue_position, error=error)
+
+    async def finish_job(
+        self, job_id: str, final: JobState, *, images_delivered: int = 0, error: str | None = None
+    ) -> Job:
+        """End a job and settle its quota, exactly once; see `job_states.finish_job`."""
+        return await job_states.finish_job(self, job_id, final, images_delivered=images_delivered, error=error)
 
     async def unknown_outcome_jobs(self, guild_id: int, limit: int = 10) -> list[Job]:
         """A guild's jobs whose submit outcome is unknown, newest first."""
@@ -197,102 +205,6 @@ class Storage:
             (guild_id, limit),
         )
         return [Job.from_row(row) for row in rows]
-
-    async def set_request_id(self, job_id: str, request_id: str) -> Job:
-        """Record RunComfy's request id and move the job from pending to submitted."""
-        if not request_id:
-            raise ValueError("request_id must not be empty")
-        try:
-            rows = await self.write(
-                f"""UPDATE jobs SET request_id = ?, state = '{JobState.SUBMITTED}', updated_at = ?
-                    WHERE id = ? AND state = '{JobState.PENDING}' RETURNING {JOB_COLUMNS}""",
-                (request_id, self._clock(), job_id),
-            )
-        except sqlite3.IntegrityError:
-            raise StorageError(f"The request id {request_id!r} already belongs to another job.") from None
-        if rows:
-            return Job.from_row(rows[0])
-        job = await self._job_or_raise(job_id)
-        if job.request_id == request_id:
-            return job  # recorded already: a retry after a lost answer
-        raise IllegalTransition(job.state, JobState.SUBMITTED)
-
-    async def transition(
-        self, job_id: str, new: JobState, *, queue_position: int | None = None, error: str | None = None
-    ) -> Job:
-        """Move a job to a non-terminal state (or stay, to update its queue position).
-
-        Terminal states settle the quota: use `finish_job` for them.
-        """
-        new = JobState(new)
-        if new.terminal:
-            raise ValueError(f"{new.value} is a final state: use finish_job, which also settles the quota")
-        if queue_position is not None and queue_position < 0:
-            raise ValueError("queue_position must be >= 0")
-        while True:
-            job = await self._job_or_raise(job_id)
-            check_transition(job.state, new)
-            if job.state == new and queue_position in (None, job.queue_position) and error in (None, job.error):
-                return job
-            position = queue_position
-            if position is None and new in (JobState.SUBMITTED, JobState.QUEUED):
-                position = job.queue_position
-            now = self._clock()
-            rows = await self.write(
-                f"""UPDATE jobs SET state = :new, queue_position = :position, error = coalesce(:error, error),
-                        updated_at = :now,
-                        started_at = CASE WHEN :new = '{JobState.RUNNING}' AND started_at IS NULL
-                                          THEN :now ELSE started_at END
-                    WHERE id = :id AND state = :old RETURNING {JOB_COLUMNS}""",
-                {"new": new.value, "position": position, "error": error, "now": now, "id": job_id, "old": job.state},
-            )
-            if rows:
-                return Job.from_row(rows[0])
-            # Another task or process moved the job meanwhile: check again from its new state.
-
-    async def finish_job(
-        self, job_id: str, final: JobState, *, images_delivered: int = 0, error: str | None = None
-    ) -> Job:
-        """End a job and settle its quota in one statement: charge what was delivered, give back the rest.
-
-        Only a delivered job is charged (at most what it reserved). Exactly once: on a job already settled
-        this changes nothing and returns it as it is. A job whose cost RunComfy did not give (`record_cost`) gets
-        an estimate, marked as one: images posted x its quoted price; for an unknown outcome, the images asked
-        (it may have been billed).
-        """
-        final = JobState(final)
-        if not final.terminal:
-            raise ValueError(f"{final.value} is not a final state: use transition")
-        if images_delivered < 0:
-            raise ValueError("images_delivered must be >= 0")
-        while True:
-            job = await self._job_or_raise(job_id)
-            if job.settled:
-                return job
-            check_transition(job.state, final)
-            charged = min(images_delivered, job.images_reserved) if final is JobState.DELIVERED else 0
-            billable = job.images_reserved if final is JobState.UNKNOWN else charged
-            now = self._clock()
-            rows = await self.write(
-                f"""UPDATE jobs SET state = :final, images_delivered = :delivered, images_charged = :charged,
-                        settled = 1, queue_position = NULL, error = coalesce(:error, error),
-                        updated_at = :now, finished_at = :now,
-                        cost_micros = coalesce(cost_micros, :billable * price_micros),
-                        cost_estimated = (cost_micros IS NULL)
-                    WHERE id = :id AND state = :old AND settled = 0 RETURNING {JOB_COLUMNS}""",
-                {
-                    "final": final.value,
-                    "delivered": images_delivered,
-                    "charged": charged,
-                    "billable": billable,
-                    "error": error,
-                    "now": now,
-                    "id": job_id,
-                    "old": job.state,
-                },
-            )
-            if rows:
-                return Job.from_row(rows[0])
 
     async def record_cost(self, job_id: str, cost_micros: int) -> None:
         """Keep what RunComfy says a job cost; once settled, a job's cost no longer changes."""

@@ -1,0 +1,166 @@
+"""Every write of a job's state, in one module: the pending insert, the submit, each move and the end.
+
+Each write checks its move with `bot.domain.job_state` and is a single compare-and-set statement
+(`... WHERE state = <the state we checked>`), which stays correct when another task or process changes
+the same job at the same moment. Nothing else in the bot writes the `state` column (a test checks it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from bot.domain.job import JOB_COLUMNS, Job, new_job_id
+from bot.domain.job_state import IllegalTransition, JobState, check_transition
+from bot.store.errors import JobNotFound, StorageError
+
+if TYPE_CHECKING:
+    from bot.store.database import Storage
+
+_INSERT_PENDING_SQL = f"""INSERT INTO jobs (id, guild_id, channel_id, user_id, options, state, images_reserved,
+                                            created_at, updated_at, price_micros)
+                          VALUES (?, ?, ?, ?, ?, '{JobState.PENDING}', ?, ?, ?, ?) RETURNING {JOB_COLUMNS}"""
+
+
+def insert_pending_job(
+    connection: sqlite3.Connection,
+    *,
+    guild_id: int,
+    channel_id: int,
+    user_id: int,
+    options_json: str,
+    images: int,
+    now: float,
+    price_micros: int | None = None,
+) -> Job:
+    """Insert a pending job holding `images` reserved images (quoted at `price_micros` each), off the event loop."""
+    while True:
+        try:
+            row = connection.execute(
+                _INSERT_PENDING_SQL,
+                (new_job_id(), guild_id, channel_id, user_id, options_json, images, now, now, price_micros),
+            ).fetchone()
+        except sqlite3.IntegrityError as exc:
+            if "jobs.id" not in str(exc):
+                raise
+            continue
+        return Job.from_row(row)
+
+
+async def _job_or_raise(storage: Storage, job_id: str) -> Job:
+    job = await storage.get_job(job_id)
+    if job is None:
+        raise JobNotFound(f"No job has the id {job_id!r}.")
+    return job
+
+
+async def mark_submitting(storage: Storage, job_id: str) -> Job:
+    """Record, in its own commit, that the submit request of a pending job is about to be sent."""
+    rows = await storage.write(
+        f"""UPDATE jobs SET submitted_at = :now, updated_at = :now
+            WHERE id = :id AND state = '{JobState.PENDING}' RETURNING {JOB_COLUMNS}""",
+        {"now": storage.clock(), "id": job_id},
+    )
+    if rows:
+        return Job.from_row(rows[0])
+    job = await _job_or_raise(storage, job_id)
+    raise IllegalTransition(job.state, JobState.SUBMITTED)
+
+
+async def set_request_id(storage: Storage, job_id: str, request_id: str) -> Job:
+    """Record RunComfy's request id and move the job from pending to submitted."""
+    if not request_id:
+        raise ValueError("request_id must not be empty")
+    try:
+        rows = await storage.write(
+            f"""UPDATE jobs SET request_id = ?, state = '{JobState.SUBMITTED}', updated_at = ?
+                WHERE id = ? AND state = '{JobState.PENDING}' RETURNING {JOB_COLUMNS}""",
+            (request_id, storage.clock(), job_id),
+        )
+    except sqlite3.IntegrityError:
+        raise StorageError(f"The request id {request_id!r} already belongs to another job.") from None
+    if rows:
+        return Job.from_row(rows[0])
+    job = await _job_or_raise(storage, job_id)
+    if job.request_id == request_id:
+        return job  # recorded already: a retry after a lost answer
+    raise IllegalTransition(job.state, JobState.SUBMITTED)
+
+
+async def transition(
+    storage: Storage, job_id: str, new: JobState, *, queue_position: int | None = None, error: str | None = None
+) -> Job:
+    """Move a job to a non-terminal state (or stay, to update its queue position).
+
+    Terminal states settle the quota: use `finish_job` for them.
+    """
+    new = JobState(new)
+    if new.terminal:
+        raise ValueError(f"{new.value} is a final state: use finish_job, which also settles the quota")
+    if queue_position is not None and queue_position < 0:
+        raise ValueError("queue_position must be >= 0")
+    while True:
+        job = await _job_or_raise(storage, job_id)
+        check_transition(job.state, new)
+        if job.state == new and queue_position in (None, job.queue_position) and error in (None, job.error):
+            return job
+        position = queue_position
+        if position is None and new in (JobState.SUBMITTED, JobState.QUEUED):
+            position = job.queue_position
+        now = storage.clock()
+        rows = await storage.write(
+            f"""UPDATE jobs SET state = :new, queue_position = :position, error = coalesce(:error, error),
+                    updated_at = :now,
+                    started_at = CASE WHEN :new = '{JobState.RUNNING}' AND started_at IS NULL
+                                      THEN :now ELSE started_at END
+                WHERE id = :id AND state = :old RETURNING {JOB_COLUMNS}""",
+            {"new": new.value, "position": position, "error": error, "now": now, "id": job_id, "old": job.state},
+        )
+        if rows:
+            return Job.from_row(rows[0])
+        # Another task or process moved the job meanwhile: check again from its new state.
+
+
+async def finish_job(
+    storage: Storage, job_id: str, final: JobState, *, images_delivered: int = 0, error: str | None = None
+) -> Job:
+    """End a job and settle its quota in one statement: charge what was delivered, give back the rest.
+
+    Only a delivered job is charged (at most what it reserved). Exactly once: on a job already settled
+    this changes nothing and returns it as it is. A job whose cost RunComfy did not give (`record_cost`) gets
+    an estimate, marked as one: images posted x its quoted price; for an unknown outcome, the images asked
+    (it may have been billed).
+    """
+    final = JobState(final)
+    if not final.terminal:
+        raise ValueError(f"{final.value} is not a final state: use transition")
+    if images_delivered < 0:
+        raise ValueError("images_delivered must be >= 0")
+    while True:
+        job = await _job_or_raise(storage, job_id)
+        if job.settled:
+            return job
+        check_transition(job.state, final)
+        charged = min(images_delivered, job.images_reserved) if final is JobState.DELIVERED else 0
+        billable = job.images_reserved if final is JobState.UNKNOWN else charged
+        now = storage.clock()
+        rows = await storage.write(
+            f"""UPDATE jobs SET state = :final, images_delivered = :delivered, images_charged = :charged,
+                    settled = 1, queue_position = NULL, error = coalesce(:error, error),
+                    updated_at = :now, finished_at = :now,
+                    cost_micros = coalesce(cost_micros, :billable * price_micros),
+                    cost_estimated = (cost_micros IS NULL)
+                WHERE id = :id AND state = :old AND settled = 0 RETURNING {JOB_COLUMNS}""",
+            {
+                "final": final.value,
+                "delivered": images_delivered,
+                "charged": charged,
+                "billable": billable,
+                "error": error,
+                "now": now,
+                "id": job_id,
+                "old": job.state,
+            },
+        )
+        if rows:
+            return Job.from_row(rows[0])

@@ -237,17 +237,22 @@ class FakeWorld:
             "soundboard_sounds": [],
         }
 
-    def ready(self, session_id: str, resume_gateway_url: str) -> dict[str, Any]:
-        return {
+    def ready(
+        self, session_id: str, resume_gateway_url: str, *, shard: list[int] | None = None, with_guild: bool = True
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
             "v": 10,
             "user": {**self.bot_user, "verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}] if with_guild else [],
             "session_id": session_id,
             "resume_gateway_url": resume_gateway_url,
             "application": {"id": str(self.application_id), "flags": 0},
             "private_channels": [],
             "relationships": [],
         }
+        if shard is not None:
+            payload["shard"] = list(shard)
+        return payload
 
     def application(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -20,6 +21,8 @@ from bot.domain.money import MAX_PRICE_PER_IMAGE_MICROS, parse_usd
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 QUOTA_PERIODS = ("day", "week", "month")
+SYNC_COMMANDS_CHOICES = ("auto", "yes", "no")
+MAX_SHARD_COUNT = 65_536
 
 
 class SettingsError(ValueError):
@@ -49,6 +52,16 @@ class Settings:
     download_timeout_seconds: float = 120.0
     status_edit_interval_seconds: float = 2.0
     price_per_image_usd_micros: int = 30_000  # PRICE_PER_IMAGE_USD, used while RunComfy quotes no usable price
+    shard_count: int | None = None  # None: as many shards as Discord recommends, all in this process
+    shard_ids: tuple[int, ...] | None = None  # None: every shard of shard_count
+    sync_commands: str = "auto"  # auto: the process running shard 0 syncs
+
+    @property
+    def syncs_commands(self) -> bool:
+        """Whether this process registers the slash commands: exactly one process of a sharded bot should."""
+        if self.sync_commands != "auto":
+            return self.sync_commands == "yes"
+        return self.shard_ids is None or 0 in self.shard_ids
 
 
 def _text(value: str) -> str:
@@ -107,6 +120,21 @@ def _optional_snowflake(value: str) -> int | None:
     return int(value)
 
 
+def _shard_ids(value: str) -> tuple[int, ...]:
+    """`0,1,2` or ranges like `0-3,8`; checked against SHARD_COUNT in `_check_shards`."""
+    expected = "shard numbers separated by commas, like 0,1 or 0-3"
+    ids: list[int] = []
+    for part in value.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.strip().isdigit() or (dash and not high.strip().isdigit()):
+            raise ValueError(expected)
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first or last >= MAX_SHARD_COUNT:
+            raise ValueError(expected)
+        ids.extend(range(first, last + 1))
+    return tuple(ids)
+
+
 # environment variable -> (field name, parser)
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DISCORD_TOKEN": ("discord_token", _text),
@@ -130,6 +158,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DOWNLOAD_TIMEOUT_SECONDS": ("download_timeout_seconds", _float_min(1)),
     "STATUS_EDIT_INTERVAL_SECONDS": ("status_edit_interval_seconds", _float_min(0)),
     "PRICE_PER_IMAGE_USD": ("price_per_image_usd_micros", _usd_per_image),
+    "SHARD_COUNT": ("shard_count", _at_least(int, 1, f"a whole number from 1 to {MAX_SHARD_COUNT}")),
+    "SHARD_IDS": ("shard_ids", _shard_ids),
+    "SYNC_COMMANDS": ("sync_commands", _choice(SYNC_COMMANDS_CHOICES)),
 }
 
 REQUIRED_FOR = {
@@ -185,6 +216,7 @@ def load_settings(
     settings = Settings(**values)
     if settings.poll_max_interval_seconds < settings.poll_interval_seconds:
         raise SettingsError("POLL_MAX_INTERVAL_SECONDS is invalid: expected a number >= POLL_INTERVAL_SECONDS.")
+    _check_shards(settings)
     if create_dirs:
         for path in (settings.database_path, settings.heartbeat_path):
             try:
@@ -194,6 +226,36 @@ def load_settings(
                     f"DATABASE_PATH/HEARTBEAT_PATH folder {path.parent} cannot be created: {exc.strerror}."
                 ) from None
     return settings
+
+
+def _check_shards(settings: Settings) -> None:
+    count, ids = settings.shard_count, settings.shard_ids
+    if count is not None and count > MAX_SHARD_COUNT:
+        raise SettingsError(f"SHARD_COUNT={count} is invalid: expected a whole number from 1 to {MAX_SHARD_COUNT}.")
+    if ids is None:
+        return
+    if count is None:
+        raise SettingsError("SHARD_IDS is set but SHARD_COUNT is not: set SHARD_COUNT to the number of shards in all.")
+    outside = sorted({i for i in ids if i >= count})
+    if outside:
+        raise SettingsError(
+            f"SHARD_IDS is invalid: shards are numbered 0..{count - 1} (SHARD_COUNT={count}); "
+            f"{_listed(outside)} outside that range."
+        )
+    repeated = sorted(i for i, times in Counter(ids).items() if times > 1)
+    if repeated:
+        raise SettingsError(f"SHARD_IDS is invalid: {_listed(repeated)} listed more than once.")
+    if len(ids) < count:
+        # Another process would have to run the other shards, and an SQLite database serves one process only.
+        raise SettingsError(
+            f"SHARD_IDS runs {len(ids)} of the {count} shards: the others would need processes of their own, "
+            "which an SQLite database cannot serve; leave SHARD_IDS empty to run every shard in this process."
+        )
+
+
+def _listed(numbers: list[int]) -> str:
+    shown = ",".join(str(n) for n in numbers[:5]) + (",…" if len(numbers) > 5 else "")
+    return f"shard {shown} is" if len(numbers) == 1 else f"shards {shown} are"
 
 
 def _quoted(value: str) -> str:

@@ -45,7 +45,7 @@ def bot_intents() -> discord.Intents:
     return intents
 
 
-class SeedreamBot(commands.Bot):
+class SeedreamBot(commands.AutoShardedBot):
     EXTENSIONS: tuple[str, ...] = (
         "cogs.general",
         "cogs.imagine",
@@ -85,7 +85,10 @@ class SeedreamBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             guild_ready_timeout=guild_ready_timeout,
             tree_cls=SeedreamTree,
+            shard_count=settings.shard_count,
         )
+        if settings.shard_ids is not None:  # None: every shard of shard_count (the settings checked the ids)
+            self.shard_ids = list(settings.shard_ids)
         self.settings = settings
         self._given_storage = storage
         self._given_runcomfy = runcomfy
@@ -116,6 +119,9 @@ class SeedreamBot(commands.Bot):
         for extension in self.EXTENSIONS:
             await self.load_extension(extension)
         await self.tree.set_translator(CatalogTranslator())
+        if not self.settings.syncs_commands:
+            log.info("Slash commands are left to another process (SYNC_COMMANDS=%s).", self.settings.sync_commands)
+            return
         try:
             self.commands_synced = await sync_commands(
                 self.tree, self.meta_store, dev_guild_id=self.settings.dev_guild_id
@@ -178,8 +184,9 @@ class SeedreamBot(commands.Bot):
         self._started = True
 
     def _connected(self) -> bool:
-        socket = getattr(self.ws, "socket", None)
-        return not self.is_closed() and socket is not None and not socket.closed
+        """Every shard of this process has its gateway connection open."""
+        shards = self.shards.values()
+        return not self.is_closed() and bool(shards) and not any(shard.is_closed() for shard in shards)
 
     def _health_status(self) -> dict[str, Any]:
         return {"guilds": len(self.guilds), "jobs_in_flight": self.tracker.in_flight}

@@ -12,11 +12,22 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord import money_format, quota_format
+from bot.discord import money_format, quota_format, server_language
 from bot.discord.bot import Interaction, SeedreamBot
+from bot.discord.i18n import t, translate
+from bot.discord.quota_checks import (
+    Refusal,
+    checked_count,
+    checked_dollars,
+    checked_member,
+    checked_period,
+    checked_role,
+    checked_target,
+    override_of,
+    role_ids,
+)
 from bot.discord.tree import guild_of
 from bot.domain import periods
-from bot.domain.money import MAX_BUDGET_MICROS, parse_usd
 from bot.domain.quota_policy import Override
 from bot.engine.quotas import GuildQuota, Quotas
 
@@ -25,84 +36,15 @@ log = logging.getLogger(__name__)
 MAX_IMAGES = 1_000_000
 MAX_CONCURRENT = 100
 PERIOD_CHOICES = [app_commands.Choice(name=period, value=period) for period in periods.PERIODS]
+LANGUAGE_CHOICES = [
+    app_commands.Choice(name=server_language.CHOICE_NAMES[value], value=value) for value in server_language.CHOICES
+]
 UNKNOWN_OUTCOMES_LISTED = 10
 TOP_USERS = 10
 
 ImageCount = app_commands.Range[int, 0, MAX_IMAGES]
 Person = discord.Member | discord.User
 Mentionable = discord.Member | discord.User | discord.Role
-
-
-class Refusal(Exception):
-    """Input the admin must correct; the message says how."""
-
-
-def checked_count(name: str, value: object, *, minimum: int, maximum: int) -> int:
-    """Discord's client enforces the option's range, but a hand-made payload can send anything."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Refusal(f"`{name}` must be a whole number.")
-    if value < minimum:
-        if minimum == 0:
-            raise Refusal(f"`{name}` can't be negative (you gave {value}). Use 0 to block image generation.")
-        raise Refusal(f"`{name}` must be at least {minimum} (you gave {value}).")
-    if value > maximum:
-        raise Refusal(f"`{name}` can be at most {maximum:,} (you gave {value:,}).")
-    return value
-
-
-def checked_dollars(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_usd(value, name="`dollars`", maximum=MAX_BUDGET_MICROS)
-    except ValueError as exc:
-        raise Refusal(str(exc)) from None
-
-
-def checked_period(value: str | None) -> str | None:
-    if value is not None and value not in periods.PERIODS:
-        raise Refusal(f"The period must be one of {', '.join(periods.PERIODS)}.")
-    return value
-
-
-GONE = "That member is no longer on this server (Discord sent only their id), so there is nothing to change."
-
-
-def checked_member(interaction: Interaction, user: discord.abc.User | discord.Object) -> discord.Member:
-    if not isinstance(user, discord.abc.User):
-        raise Refusal(GONE)
-    if user.bot:
-        raise Refusal(f"{user.mention} is a bot: quotas are for the members who use `/imagine`.")
-    if not isinstance(user, discord.Member) or user.guild.id != interaction.guild_id:
-        raise Refusal(f"{user.mention} is not a member of this server.")
-    return user
-
-
-def checked_role(interaction: Interaction, role: discord.Role) -> discord.Role:
-    guild = interaction.guild
-    if guild is not None and guild.get_role(role.id) is None:
-        raise Refusal("That role no longer exists on this server.")
-    if role.is_default():
-        raise Refusal("Every member has @everyone: use `/quota default` to change the server's default limit.")
-    return role
-
-
-def checked_target(interaction: Interaction, target: object) -> discord.Member | discord.Role:
-    if isinstance(target, discord.Role):
-        return checked_role(interaction, target)
-    if isinstance(target, discord.abc.User):
-        return checked_member(interaction, target)
-    if isinstance(target, discord.Object):
-        raise Refusal(GONE.replace("That member", "That member or role").replace("their id", "its id"))
-    raise Refusal("Choose a member or a role of this server.")
-
-
-def role_ids(member: discord.Member) -> list[int]:
-    return [role.id for role in member.roles]
-
-
-def _override_of(overrides: list[Override], kind: str, target_id: int) -> Override | None:
-    return next((o for o in overrides if o.kind == kind and o.target_id == target_id), None)
 
 
 @app_commands.guild_only()
@@ -123,11 +65,12 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
             log.info("quota override of deleted role %s in guild %s removed", role.id, role.guild.id)
 
     async def _respond(self, interaction: Interaction, action: Awaitable[str]) -> None:
+        """Answer privately, in the admin's language."""
         try:
             text = await action
         except Refusal as exc:
-            text = str(exc)
-        await interaction.response.send_message(text, ephemeral=True)
+            text = exc.text
+        await interaction.response.send_message(translate(text, interaction.locale), ephemeral=True)
 
     def _log_change(self, interaction: Interaction, what: str, target: str, before: str, after: str) -> None:
         log.info(
@@ -140,9 +83,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
             after,
         )
 
-    async def _member_limit_change(
-        self, interaction: Interaction, member: discord.Member, images: int | None
-    ) -> str:
+    async def _member_limit_change(self, interaction: Interaction, member: discord.Member, images: int | None) -> str:
         guild_id = guild_of(interaction)
         before = await self.quotas.effective_limit(guild_id, member.id, role_ids(member))
         await self.quotas.set_user_limit(guild_id, member.id, images)
@@ -157,7 +98,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     async def _role_limit_change(self, interaction: Interaction, role: discord.Role, images: int | None) -> str:
         guild_id = guild_of(interaction)
         period = (await self.quotas.guild_settings(guild_id)).period
-        before = _override_of(await self.quotas.overrides(guild_id), "role", role.id)
+        before = override_of(await self.quotas.overrides(guild_id), "role", role.id)
         await self.quotas.set_role_limit(guild_id, role.id, images)
         after = Override("role", role.id, images)
         before_text, after_text = quota_format.override(before, period), quota_format.override(after, period)
@@ -244,7 +185,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
             guild_id = guild_of(interaction)
             guild = await self.quotas.guild_settings(guild_id)
             kind = "role" if isinstance(checked, discord.Role) else "user"
-            before = _override_of(await self.quotas.overrides(guild_id), kind, checked.id)
+            before = override_of(await self.quotas.overrides(guild_id), kind, checked.id)
             if before is None:
                 return f"{checked.mention} has no limit of their own; nothing changed."
             if kind == "role":
@@ -369,6 +310,24 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
 
         await self._respond(interaction, action())
 
+    @app_commands.command(name="language", description="Choose the language of the bot's public messages here")
+    @app_commands.describe(language="The server's own language (Community settings), or one of the bot's")
+    @app_commands.choices(language=LANGUAGE_CHOICES)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def language(self, interaction: Interaction, language: str) -> None:
+        async def action() -> str:
+            guild_id = guild_of(interaction)
+            if language not in server_language.CHOICES:
+                raise Refusal(t("Pick a language from the list."))
+            languages = self.bot.languages
+            before = server_language.describe(languages, guild_id)
+            await languages.choose(guild_id, language)
+            after = server_language.describe(languages, guild_id)
+            self._log_change(interaction, "language", "server", before, after)
+            return quota_format.change(t("Language of the bot's public messages"), before, after)
+
+        await self._respond(interaction, action())
+
     # ---- reading ------------------------------------------------------------------------------
 
     @app_commands.command(name="show", description="Show the server's quota settings, or one member's quota")
@@ -402,7 +361,8 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
                     (job.user_id, job.submitted_at or job.created_at)
                     for job in await self.bot.storage.unknown_outcome_jobs(guild_id, UNKNOWN_OUTCOMES_LISTED)
                 ],
-                spend_lines=money_format.spend_lines(spend, spenders, budget=guild, period_text=periods.current),
+                spend_lines=money_format.spend_lines(spend, spenders, budget=guild),
+                language=server_language.describe(self.bot.languages, guild_id),
             )
 
         await self._respond(interaction, action())

@@ -17,6 +17,8 @@ from typing import Any
 import discord
 
 from bot.discord import money_format
+from bot.discord.i18n import Text
+from bot.discord.server_language import ServerLanguages
 from bot.domain import periods
 from bot.domain.job_state import JobState
 from bot.engine.quotas import Quotas
@@ -30,8 +32,16 @@ _SEEN_LIMIT = 10_000
 
 
 class Alerts:
-    def __init__(self, bot: discord.Client, quotas: Quotas, money: MoneyStore, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        bot: discord.Client,
+        quotas: Quotas,
+        money: MoneyStore,
+        clock: Callable[[], float],
+        languages: ServerLanguages | None = None,
+    ) -> None:
         self._bot = bot
+        self._languages = languages or ServerLanguages(bot)
         self._quotas = quotas
         self._money = money
         self._clock = clock
@@ -52,8 +62,8 @@ class Alerts:
 
     async def credit_changed(self, out_of_credit: bool) -> None:
         text = money_format.OUT_OF_CREDIT_ALERT if out_of_credit else money_format.CREDIT_BACK_ALERT
-        for _guild_id, channel_id in await self._money.alert_channels():
-            await self._post(channel_id, text)
+        for guild_id, channel_id in await self._money.alert_channels():
+            await self._post(guild_id, channel_id, text)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -72,7 +82,7 @@ class Alerts:
                 return
             if job.state is JobState.UNKNOWN:
                 sent_at = job.submitted_at or job.created_at
-                await self._post(channel_id, money_format.outcome_unknown_alert(job.user_id, sent_at))
+                await self._post(job.guild_id, channel_id, money_format.outcome_unknown_alert(job.user_id, sent_at))
             await self._budget_alerts(job.guild_id, channel_id)
         except Exception:
             log.exception("alerts for job %s failed", job.id)
@@ -86,7 +96,7 @@ class Alerts:
         for threshold in THRESHOLDS:
             if percent >= threshold and await self._money.first_alert(guild_id, start, threshold, self._clock()):
                 reached = 100 if percent >= 100 else threshold
-                await self._post(channel_id, money_format.budget_alert(reached, guild, periods.current))
+                await self._post(guild_id, channel_id, money_format.budget_alert(reached, guild))
                 if percent >= 100:
                     break
 
@@ -102,9 +112,11 @@ class Alerts:
             shares.append(100 if not guild.budget_usd_micros else 100 * (spent + held) // guild.budget_usd_micros)
         return max(shares) if shares else None
 
-    async def _post(self, channel_id: int, text: str) -> None:
+    async def _post(self, guild_id: int, channel_id: int, text: Text) -> None:
+        """Post an alert in the server's language (the admins chose it, or it is the server's own)."""
+        text_in_language = text.in_language(self._languages.of(guild_id))
         try:
             channel: Any = self._bot.get_channel(channel_id) or await self._bot.fetch_channel(channel_id)
-            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+            await channel.send(text_in_language, allowed_mentions=discord.AllowedMentions.none())
         except (discord.HTTPException, discord.ClientException) as exc:
             log.warning("an alert could not be posted in channel %s: %s", channel_id, exc)

@@ -20,6 +20,7 @@ from bot.cli.health import Heartbeat
 from bot.discord.alerts import Alerts
 from bot.discord.buttons import AgainButton, CancelButton
 from bot.discord.presenter import DiscordPresenter
+from bot.discord.server_language import ServerLanguages
 from bot.discord.sync import InMemoryMetaStore, MetaStore, sync_commands
 from bot.discord.translator import CatalogTranslator
 from bot.discord.tree import SeedreamTree
@@ -31,6 +32,7 @@ from bot.engine.tracker_config import TrackerConfig
 from bot.runcomfy.client import RunComfyClient
 from bot.settings import Settings, secrets_of
 from bot.store.database import Storage
+from bot.store.languages import LanguageStore
 from bot.store.money import MoneyStore
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class SeedreamBot(commands.AutoShardedBot):
     prices: PriceBook
     quotas: Quotas
     money: MoneyStore
+    languages: ServerLanguages
     alerts: Alerts
     presenter: DiscordPresenter
     tracker: Tracker
@@ -167,10 +170,14 @@ class SeedreamBot(commands.AutoShardedBot):
             self.prices = self._given_prices
         self.quotas = Quotas(self.storage, QuotaDefaults.from_settings(settings), price_per_image=self.prices.price)
         self.money = MoneyStore(self.storage)
-        self.alerts = Alerts(self, self.quotas, self.money, self.storage.clock)
+        self.languages = ServerLanguages(self, LanguageStore(self.storage))
+        await self.languages.load()
+        self.alerts = Alerts(self, self.quotas, self.money, self.storage.clock, self.languages)
         self._closers.append(self.alerts.close)
         self.prices.on_credit_change(self.alerts.credit_changed)
-        self.presenter = DiscordPresenter(self, self.storage, edit_interval=settings.status_edit_interval_seconds)
+        self.presenter = DiscordPresenter(
+            self, self.storage, edit_interval=settings.status_edit_interval_seconds, languages=self.languages
+        )
         self.presenter.watchers.append(self.alerts.job_changed)
         workdir = settings.database_path.parent / "downloads"
         self.tracker = Tracker(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import discord
 
+from bot.discord.i18n import SOURCE_LANGUAGE, Value, t
 from bot.discord.status import StatusView
 from bot.domain.text import shorten
 from bot.store.database import Job
@@ -38,7 +39,10 @@ def status_embed(view: StatusView) -> discord.Embed:
     return embed
 
 
-def caption(job: Job, first: int, last: int, total: int) -> str:
-    numbers = f"image {first}" if first == last else f"images {first}–{last}"
+def caption(job: Job, first: int, last: int, total: int, language: str = SOURCE_LANGUAGE) -> str:
+    """The text of one message of images (public: in the server's language)."""
     prompt = discord.utils.escape_markdown(shorten(str(job.options.get("prompt", "")), 120))
-    return f"<@{job.user_id}> **{prompt}** — {numbers} of {total}"
+    values: dict[str, Value] = {"member": f"<@{job.user_id}>", "prompt": f"**{prompt}**", "first": first, "last": last}
+    if first == last:
+        return t("{member} {prompt} — image {first} of {total}", total=total, **values).in_language(language)
+    return t("{member} {prompt} — images {first}–{last} of {total}", total=total, **values).in_language(language)

@@ -13,12 +13,15 @@ from __future__ import annotations
 import functools
 import gettext
 import io
+from decimal import Decimal
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_currency, format_decimal
+
+from bot.domain.money import MICROS_PER_USD
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 SOURCE_LANGUAGE = "en"
@@ -58,11 +61,20 @@ def load_all() -> None:
             translations(language, domain)
 
 
+class Usd(NamedTuple):
+    """An amount of US dollars in a text, shown in the language's currency format ("$1,234.50", "1.234,50 $")."""
+
+    micros: int
+
+
+Value = Union[str, int, Usd, "Text"]
+
+
 class _Sentence(NamedTuple):
     singular: str
     plural: str | None
     number: int
-    values: tuple[tuple[str, str | int | Text], ...]
+    values: tuple[tuple[str, Value], ...]
 
 
 class Text(str):
@@ -80,12 +92,12 @@ class Text(str):
         return self.separator.join(_say(sentence, language) for sentence in self.sentences)
 
 
-def t(message: str, **values: str | int | Text) -> Text:
+def t(message: str, **values: Value) -> Text:
     """One sentence (or a few that belong together); `{name}` placeholders take `values`."""
     return Text((_Sentence(message, None, 0, tuple(values.items())),))
 
 
-def tn(singular: str, plural: str, count: int, **values: str | int | Text) -> Text:
+def tn(singular: str, plural: str, count: int, **values: Value) -> Text:
     """Like `t`, in the plural form the language uses for `count` (`{count}` in the text shows it)."""
     return Text((_Sentence(singular, plural, count, (("count", count), *values.items())),))
 
@@ -114,9 +126,12 @@ def _say(sentence: _Sentence, language: str) -> str:
     return template.format_map({name: _value(value, language) for name, value in sentence.values})
 
 
-def _value(value: str | int | Text, language: str) -> str:
+def _value(value: Value, language: str) -> str:
     if isinstance(value, Text):
         return value.in_language(language)
+    if isinstance(value, Usd):
+        amount = Decimal(value.micros) / MICROS_PER_USD
+        return str(format_currency(amount, "USD", locale=language, decimal_quantization=False))
     if isinstance(value, int) and not isinstance(value, bool):
         return str(format_decimal(value, locale=language))
     return str(value)

@@ -7,10 +7,16 @@ privately, and the log names the object or the permissions that are missing.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import discord
+
+from bot.discord.i18n import SOURCE_LANGUAGE, t, translate
+from bot.logging_setup import for_job
+
+log = logging.getLogger(__name__)
 
 # What the bot needs to post in a channel on its own, once the interaction token is gone.
 CHANNEL_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "attach_files", "read_message_history")
@@ -46,7 +52,8 @@ class Refusal:
     short: str  # why posting stopped, in the status and the delivery notes
 
 
-def describe(bot: Any, job: Any, exc: BaseException | None) -> Refusal:
+def describe(bot: Any, job: Any, exc: BaseException | None, language: str = SOURCE_LANGUAGE) -> Refusal:
+    """`language`: the one the requester is told in (the bot does not keep their own, so the server's)."""
     channel_id = job.reply_channel_id or job.channel_id
     code = getattr(exc, "code", None)
     where = f"channel {channel_id} of guild {job.guild_id}"
@@ -54,8 +61,12 @@ def describe(bot: Any, job: Any, exc: BaseException | None) -> Refusal:
         return Refusal(
             True,
             f"{where} no longer exists (Discord code {code or 404}, Unknown Channel); the job stops posting there",
-            f"The channel <#{channel_id}> no longer exists, so your Seedream job `{job.id}` could not be posted "
-            "there; images that could not be posted are not charged.",
+            t(
+                "The channel {channel} no longer exists, so your Seedream job {job} could not be posted there; "
+                "images that could not be posted are not charged.",
+                channel=f"<#{channel_id}>",
+                job=f"`{job.id}`",
+            ).in_language(language),
             CHANNEL_GONE_TEXT,
         )
     missing = _missing_permissions(bot, channel_id) or [label(name) for name in CHANNEL_PERMISSIONS]
@@ -63,9 +74,13 @@ def describe(bot: Any, job: Any, exc: BaseException | None) -> Refusal:
     return Refusal(
         False,
         f"missing permission to post in {where}: needs {', '.join(missing)} (Discord code {code or 403}, {what})",
-        f"I can't post in <#{channel_id}> (missing permissions), so your Seedream job `{job.id}` can't be "
-        "shown there; images that can't be posted are not charged. A server admin needs to let me send "
-        "messages, embed links and attach files in that channel.",
+        t(
+            "I can't post in {channel} (missing permissions), so your Seedream job {job} can't be shown there; "
+            "images that can't be posted are not charged. A server admin needs to let me send messages, embed "
+            "links and attach files in that channel.",
+            channel=f"<#{channel_id}>",
+            job=f"`{job.id}`",
+        ).in_language(language),
         MISSING_PERMISSION_TEXT,
     )
 
@@ -82,3 +97,29 @@ def _missing_permissions(bot: Any, channel_id: int) -> list[str]:
     except Exception:  # a partial channel or member in the cache: it cannot tell
         return []
     return [label(name) for name in CHANNEL_PERMISSIONS if not getattr(granted, name)]
+
+
+async def warn_missing_permissions(interaction: discord.Interaction, job: Any) -> None:
+    """Tell the member privately, in their language, when the bot could not go on in the channel on its own."""
+    granted = interaction.app_permissions
+    missing = [label(name) for name in CHANNEL_PERMISSIONS if not getattr(granted, name)]
+    if not missing:
+        return
+    log.warning(
+        "job %s: the bot lacks %s in channel %s of guild %s; it can post there only for the 15 minutes the "
+        "interaction lasts",
+        job.id,
+        ", ".join(missing),
+        interaction.channel_id,
+        interaction.guild_id,
+    )
+    text = t(
+        "Heads-up: I'm missing {permissions} in this channel, so I can only post here through this reply for "
+        "15 minutes. If your images take longer, I'll tell you by DM. A server admin can fix this in the "
+        "channel's permissions.",
+        permissions=", ".join(missing),
+    )
+    try:
+        await interaction.followup.send(translate(text, interaction.locale), ephemeral=True)
+    except discord.HTTPException:
+        for_job(log, job).warning("could not warn the member about the missing permissions")

@@ -24,12 +24,13 @@ from typing import Any
 
 import discord
 
-from bot.discord import i18n
 from bot.discord.buttons import job_view
+from bot.discord.delivery_notes import delivery_notes, jump_note
 from bot.discord.embeds import caption, jump_url, status_embed
-from bot.discord.post_refusal import CHANNEL_PERMISSIONS, describe, is_permanent
-from bot.discord.post_refusal import label as _label
+from bot.discord.i18n import t
+from bot.discord.post_refusal import describe, is_permanent, warn_missing_permissions
 from bot.discord.posted_parts import find_part, upload_files
+from bot.discord.server_language import ServerLanguages
 from bot.discord.status import StatusView, render_status
 from bot.engine.delivery import DeliveryReport, PendingPart, PostRefused, PreparedImage, UploadTooLarge
 from bot.logging_setup import for_job
@@ -69,8 +70,16 @@ class _Slot:
 
 
 class DiscordPresenter:
-    def __init__(self, bot: discord.Client, storage: Storage, *, edit_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        bot: discord.Client,
+        storage: Storage,
+        *,
+        edit_interval: float = 2.0,
+        languages: ServerLanguages | None = None,
+    ) -> None:
         self._bot = bot
+        self._languages = languages or ServerLanguages(bot)
         self._storage = storage
         self._interval = edit_interval
         self._slots: dict[str, _Slot] = {}
@@ -110,31 +119,8 @@ class DiscordPresenter:
         )
         slot = self._slots.setdefault(job.id, _Slot(job))
         slot.shown, slot.next_edit = view, time.monotonic() + self._interval
-        await self._warn_missing_permissions(interaction, job)
+        await warn_missing_permissions(interaction, job)
         return job
-
-    async def _warn_missing_permissions(self, interaction: discord.Interaction, job: Job) -> None:
-        granted = interaction.app_permissions
-        missing = [_label(name) for name in CHANNEL_PERMISSIONS if not getattr(granted, name)]
-        if not missing:
-            return
-        log.warning(
-            "job %s: the bot lacks %s in channel %s of guild %s; it can post there only for the 15 minutes the "
-            "interaction lasts",
-            job.id,
-            ", ".join(missing),
-            interaction.channel_id,
-            interaction.guild_id,
-        )
-        text = (
-            f"Heads-up: I'm missing {', '.join(missing)} in this channel, so I can only post here through this "
-            "reply for 15 minutes. If your images take longer, I'll tell you by DM. A server admin can fix "
-            "this in the channel's permissions."
-        )
-        try:
-            await interaction.followup.send(text, ephemeral=True)
-        except discord.HTTPException:
-            for_job(log, job).warning("could not warn the member about the missing permissions")
 
     # ---- status message ------------------------------------------------------------------------------
 
@@ -235,9 +221,8 @@ class DiscordPresenter:
     # ---- images ---------------------------------------------------------------------------------------
 
     def _language(self, job: Job) -> str:
-        """The status message is public: it speaks the server's language."""
-        guild = self._bot.get_guild(job.guild_id)
-        return i18n.language_of(guild.preferred_locale if guild is not None else None)
+        """The status message and the images are public: they speak the server's language."""
+        return self._languages.of(job.guild_id)
 
     def upload_limit(self, job: Job) -> int:
         """Bytes one message may carry in the job's guild, as far as the bot knows."""
@@ -254,7 +239,7 @@ class DiscordPresenter:
         self, job: Job, batch: Sequence[PreparedImage], total: int, *, nonce: str | None = None
     ) -> str | None:
         """Post one message of images; return its link. Raises UploadTooLarge if Discord finds it too large."""
-        content = caption(job, batch[0].index, batch[-1].index, total)
+        content = caption(job, batch[0].index, batch[-1].index, total, self._language(job))
         try:
             message = await self._post(job, content, [image for image in batch if image.path is not None], nonce)
         except discord.HTTPException as exc:
@@ -265,8 +250,10 @@ class DiscordPresenter:
 
     async def post_link(self, job: Job, image: PreparedImage, total: int, *, nonce: str | None = None) -> str | None:
         """Post a link to an image too large to upload here."""
-        content = caption(job, image.index, image.index, total)
-        content += f"\nImage {image.index} is too large to upload here; it is at RunComfy: <{image.source_url}>"
+        content = caption(job, image.index, image.index, total, self._language(job))
+        linked = t("Image {number} is too large to upload here; it is at RunComfy: {url}", number=image.index,
+                   url=f"<{image.source_url}>")  # fmt: skip
+        content += "\n" + linked.in_language(self._language(job))
         message = await self._post(job, content, [], nonce)
         return jump_url(job.guild_id, message.channel.id, message.id)
 
@@ -285,8 +272,8 @@ class DiscordPresenter:
             return None
 
     async def delivery_finished(self, job: Job, report: DeliveryReport) -> None:
-        notes = [f"[Jump to the images]({report.progress.first_url})"] if report.progress.first_url else []
-        notes.extend(report.notes())
+        notes = [jump_note(report.progress.first_url)] if report.progress.first_url else []
+        notes.extend(delivery_notes(report))
         self._slots.setdefault(job.id, _Slot(job)).notes = tuple(notes)
         await self.job_changed(job)
 
@@ -356,7 +343,7 @@ class DiscordPresenter:
 
     async def _refused(self, job: Job, exc: BaseException | None = None) -> PostRefused:
         """Tell the requester once (privately while the token lives, else by DM), and the admins in the log."""
-        refusal = describe(self._bot, job, exc)
+        refusal = describe(self._bot, job, exc, self._language(job))
         key = f"permission_reported:{job.id}"
         if await self._storage.get_meta(key):
             return PostRefused(refusal.short)

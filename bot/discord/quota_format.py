@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from bot.discord.i18n import t
 from bot.discord.quota_messages import discord_time
 from bot.domain import periods
 from bot.domain.money import format_usd
@@ -109,6 +110,7 @@ def server_report(
     role_exists: Callable[[int], bool],
     unknown_outcomes: Sequence[tuple[int, float]] = (),
     spend_lines: Sequence[str] = (),
+    language: str = "",
 ) -> str:
     """`/quota show` without a user: settings, budget, every override and the top users this period."""
     when = periods.current(guild.period)
@@ -122,6 +124,8 @@ def server_report(
         budget_when = periods.current(guild.budget_period or guild.period)
         lines.append(f"Server budget: {budget(guild)}; {images(budget_used)} used or reserved {budget_when}")
     lines.extend(spend_lines)
+    if language:
+        lines.append(t("Language of public messages: {language}", language=language))
     lines.append(f"Prompts refused by the filter {when}: {blocked_prompts}")
     lines.append("**Overrides**" if overrides else "**Overrides**: none")
     for item in overrides[:MAX_LISTED_OVERRIDES]:

@@ -27,7 +27,8 @@ def too_many_jobs(unfinished: int, cap: int) -> Text:
     )
 
 
-def _current(period: str) -> Text:
+def current_period(period: str) -> Text:
+    """`today`, `this week` or `this month`."""
     return {"day": t("today"), "week": t("this week"), "month": t("this month")}[periods.check_period(period)]
 
 
@@ -63,7 +64,7 @@ def over_limit(usage: Usage, wanted: int) -> Text:
             "You have {count} image left {when}, and this set needs {wanted}. Please ask for {count} or fewer.",
             "You have {count} images left {when}, and this set needs {wanted}. Please ask for {count} or fewer.",
             usage.remaining,
-            when=_current(usage.period),
+            when=current_period(usage.period),
             wanted=wanted,
         )
     if not usage.reserved:
@@ -77,7 +78,7 @@ def over_limit(usage: Usage, wanted: int) -> Text:
 
 
 def over_budget(budget: int, left: int, wanted: int, period: str | None, resets_at: float) -> Text:
-    when = _current(period or "day")
+    when = current_period(period or "day")
     reset = t("It resets {time}.", time=discord_time(resets_at))
     if left == 0:
         spent = tn(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.discord import i18n
+from bot.discord.failure_reasons import failure_reason
 from bot.discord.i18n import Text, t, tn
 from bot.domain.job_state import JobState
 from bot.domain.seedream import Aspect
@@ -47,7 +48,7 @@ class StatusView:
     status_label: str = "Status"
 
 
-def state_line(job: Job) -> Text:
+def state_line(job: Job, language: str = i18n.SOURCE_LANGUAGE) -> Text:
     """One line telling where the job stands, in words a member understands."""
     state = job.state
     if state in (JobState.PENDING, JobState.SUBMITTED):
@@ -78,7 +79,7 @@ def state_line(job: Job) -> Text:
         return tn(
             "🚫 Cancelled — {count} image given back", "🚫 Cancelled — {count} images given back", job.images_reserved
         )
-    reason = shorten(job.error or "something went wrong", REASON_CHARS).rstrip(".")
+    reason = shorten(failure_reason(job.error, language), REASON_CHARS).rstrip(".")
     if state is JobState.UNKNOWN:
         return tn(
             "❔ Outcome unknown: {reason}. {count} image given back",
@@ -119,11 +120,11 @@ def render_status(job: Job, notes: Sequence[str] = (), language: str = i18n.SOUR
         title=t("Seedream image set").in_language(language),
         description=shorten(str(options.get("prompt", ""))),
         fields=tuple((name.in_language(language), i18n.translate_to(value, language)) for name, value in fields),
-        state_line=state_line(job).in_language(language),
+        state_line=state_line(job, language).in_language(language),
         colour=COLOURS[job.state],
         cancellable=job.state.cancellable,
         finished=job.state.terminal,
-        notes=tuple(notes),
+        notes=tuple(i18n.translate_to(note, language) for note in notes),
         footer=t("Job {id}", id=job.id).in_language(language),
         status_label=t("Status").in_language(language),
     )

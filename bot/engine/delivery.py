@@ -65,6 +65,7 @@ class PostRefused(Exception):
 
 
 TIME_LIMIT_TEXT = "the job's time limit passed"
+KEPT_REFUSING_TEXT = "Discord kept refusing the upload"
 
 
 @dataclass(frozen=True)
@@ -137,36 +138,6 @@ class DeliveryReport:
     @property
     def delivered(self) -> int:
         return self.progress.delivered
-
-    def notes(self) -> list[str]:
-        """What a member should be told about how the set was posted."""
-        notes = []
-        if self.returned < self.asked:
-            notes.append(
-                f"RunComfy made {self.returned} of the {self.asked} images asked for "
-                "(the model decides how many, up to the number asked)."
-            )
-        if self.missing:
-            notes.append(f"{_images(len(self.missing))} could not be downloaded from RunComfy: not charged.")
-        if self.late:
-            late = _images(len(self.late))
-            notes.append(f"The job's time limit passed before {late} could be delivered: not charged.")
-        if self.limit_cut:
-            notes.append("Discord refused a message as too large, so the set was split into smaller messages.")
-        if self.reencoded:
-            notes.append(f"{_images(self.reencoded)} converted to JPEG to fit this server's upload limit.")
-        if self.linked:
-            notes.append(
-                f"{_images(self.linked)} too large to upload even as JPEG: linked below instead "
-                "(the links expire after about a day)."
-            )
-        if self.failed:
-            notes.append(f"The rest could not be posted ({self.failed}): not charged.")
-        return notes
-
-
-def _images(count: int) -> str:
-    return "1 image" if count == 1 else f"{count} images"
 
 
 def message_budget(upload_limit: int) -> int:
@@ -306,7 +277,7 @@ class SetPoster:
                     url = await self.find_posted(part)  # what Discord took is counted, even when giving up
                     if url is not None:
                         return url
-                    raise PostingFailed(TIME_LIMIT_TEXT if late else "Discord kept refusing the upload") from exc
+                    raise PostingFailed(TIME_LIMIT_TEXT if late else KEPT_REFUSING_TEXT) from exc
                 await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 

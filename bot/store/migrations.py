@@ -18,6 +18,7 @@ Version 5: money, in whole micro-dollars. Per job the quoted price per image whe
 (RunComfy's figure, or an estimate marked as such); per guild a budget in dollars and an alert channel; the guild's
 day counters gain the dollars spent (settled jobs' costs) and held (unsettled jobs' images x quoted price); and
 which budget alerts were sent in which period.
+Version 6: the language a guild's admins chose for the bot's public messages (NULL: the server's own).
 """
 
 from __future__ import annotations
@@ -326,7 +327,9 @@ _V5 = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = ("ALTER TABLE guilds ADD COLUMN language TEXT CHECK (length(language) BETWEEN 2 AND 8)",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST_VERSION = len(MIGRATIONS)
 
 # Kept in step with the partial index above, so that queries using it match its condition exactly.

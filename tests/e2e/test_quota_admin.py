@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "budget": ["images", "period", "dollars"],
     "budget-remove": [],
     "alerts": ["channel"],
+    "language": ["language"],
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bot.discord.delivery_notes import delivery_notes
 from bot.engine.delivery import (
     DeliveryProgress,
     DeliveryReport,
@@ -93,7 +94,7 @@ async def test_fifteen_images_make_two_messages_of_at_most_ten_in_order():
     assert side.messages == [list(range(1, 11)), list(range(11, 16))]
     assert report.delivered == 15 and report.progress.messages == 2
     assert report.progress.first_url == "https://discord.example/1"
-    assert report.notes() == []
+    assert delivery_notes(report) == []
 
 
 async def test_the_byte_budget_gives_the_fewest_messages_in_order():
@@ -109,7 +110,7 @@ async def test_a_refused_message_lowers_the_limit_and_the_rest_is_split():
     assert [i for batch in side.messages for i in batch] == [1, 2, 3, 4, 5]
     assert all(len(batch) * 2 * MB <= 5 * MB for batch in side.messages)
     assert report.limit_cut and side.lowered and side.lowered[-1] < LIMIT
-    assert any("split into smaller messages" in note for note in report.notes())
+    assert any("split into smaller messages" in note for note in delivery_notes(report))
 
 
 async def test_progress_is_saved_after_each_message_and_a_restart_posts_only_the_rest():
@@ -153,7 +154,7 @@ async def test_an_image_too_large_alone_is_reencoded_as_jpeg(tmp_path):
     assert jpeg.stat().st_size <= 1024 * 1024 and not big.exists()
     with Image.open(jpeg) as reopened:
         assert reopened.format == "JPEG"
-    assert any("1 image converted to JPEG" in note for note in report.notes())
+    assert any("1 image converted to JPEG" in note for note in delivery_notes(report))
 
 
 async def test_an_image_that_fits_nowhere_is_linked_in_its_place(tmp_path):
@@ -163,7 +164,7 @@ async def test_an_image_that_fits_nowhere_is_linked_in_its_place(tmp_path):
     report = await post(side, images, limit=1000)
     assert side.messages == [[1], [3]] and side.links == [2]
     assert report.delivered == 3 and report.linked == 1
-    assert any("1 image too large to upload even as JPEG" in note for note in report.notes())
+    assert any("1 image too large to upload even as JPEG" in note for note in delivery_notes(report))
 
 
 async def test_refitting_a_jpeg_again_keeps_the_file(tmp_path):
@@ -175,7 +176,7 @@ async def test_refitting_a_jpeg_again_keeps_the_file(tmp_path):
 
 def test_notes_tell_what_happened_in_words():
     report = DeliveryReport(asked=6, returned=4, progress=DeliveryProgress(through=4, delivered=3), missing=[2])
-    assert report.notes() == [
+    assert delivery_notes(report) == [
         "RunComfy made 4 of the 6 images asked for (the model decides how many, up to the number asked).",
         "1 image could not be downloaded from RunComfy: not charged.",
     ]

@@ -34,7 +34,7 @@ async def test_a_new_database_is_created_at_the_latest_version(tmp_path: Path) -
     storage = await Storage.open(path, busy_timeout=2.5)
     try:
         assert path.is_file()
-        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION == 5
+        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION == 6
         assert await pragma(storage.db, "journal_mode") == "wal"
         assert await pragma(storage.db, "foreign_keys") == 1
         assert await pragma(storage.db, "busy_timeout") == 2500
@@ -45,7 +45,7 @@ async def test_a_new_database_is_created_at_the_latest_version(tmp_path: Path) -
         await storage.close()
     reopened = await Storage.open(path)  # opening again changes nothing
     try:
-        assert await pragma(reopened.db, "user_version") == 5
+        assert await pragma(reopened.db, "user_version") == 6
     finally:
         await reopened.close()
 
@@ -127,7 +127,7 @@ async def test_version_2_is_upgraded_to_3_keeping_its_data_and_gaining_the_promp
     clock = ManualClock(START_TIME + 60)
     storage = await Storage.open(path, clock=clock)
     try:
-        assert await pragma(storage.db, "user_version") == 5
+        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION
         quotas = Quotas(storage, QuotaDefaults(30, "day", 2), clock=clock)
         assert await quotas.guild_settings(GUILD) == GuildQuota(9, "day", 2, 50, "day", False)
         assert (await quotas.usage(GUILD, USER)).reserved == 4
@@ -150,7 +150,7 @@ async def test_a_database_from_a_newer_release_is_refused_and_left_alone(databas
     with pytest.raises(StorageError) as refused:
         await Storage.open(database_path)
     message = str(refused.value)
-    assert "newer release" in message and "version 99" in message and "up to version 5" in message
+    assert "newer release" in message and "version 99" in message and "up to version 6" in message
     assert "DATABASE_PATH" in message
     async with aiosqlite.connect(database_path) as db:
         assert await pragma(db, "user_version") == 99
@@ -176,7 +176,8 @@ async def test_a_failed_upgrade_leaves_the_database_as_it_was(tmp_path: Path, mo
 async def test_two_processes_starting_together_both_open_a_new_file(database_path: Path) -> None:
     first, second = await asyncio.gather(Storage.open(database_path), Storage.open(database_path))
     try:
-        assert await pragma(first.db, "user_version") == await pragma(second.db, "user_version") == 5
+        versions = await pragma(first.db, "user_version"), await pragma(second.db, "user_version")
+        assert versions == (migrations.LATEST_VERSION, migrations.LATEST_VERSION)
     finally:
         await first.close()
         await second.close()
@@ -224,7 +225,7 @@ async def test_version_3_is_upgraded_to_4_keeping_jobs_counters_and_gaining_the_
     clock = ManualClock(START_TIME + 60)
     storage = await Storage.open(path, clock=clock)
     try:
-        assert await pragma(storage.db, "user_version") == 5
+        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION
         quotas = Quotas(storage, QuotaDefaults(30, "day", 5), clock=clock)
         assert (await quotas.usage(GUILD, USER)).reserved == 6
         assert [job.id for job in await storage.unfinished_jobs()] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
@@ -255,7 +256,7 @@ async def test_version_4_is_upgraded_to_5_keeping_jobs_and_counting_dollars(tmp_
     clock = ManualClock(START_TIME + 60)
     storage = await Storage.open(path, clock=clock)
     try:
-        assert await pragma(storage.db, "user_version") == 5
+        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION
         quotas = Quotas(storage, QuotaDefaults(30, "day", 5), clock=clock, price_per_image=lambda: 30_000)
         assert await quotas.guild_spend(GUILD) == (0, 0)  # an old job has no quoted price
         assert (await quotas.usage(GUILD, USER)).reserved == 3

@@ -1,0 +1,39 @@
+"""Why a set failed, in the words its status message shows (in the server's language).
+
+The engine records the reason as a fixed English sentence; the ones it knows are worded here through the
+catalog. Others (RunComfy's own words) are shown as recorded.
+"""
+
+from __future__ import annotations
+
+from bot.discord.i18n import t
+from bot.discord.job_start import NOT_STARTED
+from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE
+from bot.engine.tracker import EXPIRED_MESSAGE, GENERATION_FAILED, NOT_DOWNLOADED_MESSAGE, RESTART_MESSAGE
+
+REASONS = {
+    RESTART_MESSAGE: t("the bot restarted before it could send this job to RunComfy"),
+    EXPIRED_MESSAGE: t("RunComfy no longer knows this job (it expired)"),
+    NOT_DOWNLOADED_MESSAGE: t("the images could not be downloaded from RunComfy (they may have expired)"),
+    OUTCOME_UNKNOWN_MESSAGE: t(
+        "RunComfy did not confirm the job, so it may have been made (and billed) without the bot knowing; "
+        "it was not sent again"
+    ),
+    NOT_STARTED: t("something went wrong before it could be sent to RunComfy"),
+    GENERATION_FAILED: t("RunComfy could not generate it"),
+}
+SOMETHING_WRONG = t("something went wrong")
+
+
+def failure_reason(error: str | None, language: str) -> str:
+    """`error` as recorded for the job, in `language` where the bot knows the sentence."""
+    if not error:
+        return SOMETHING_WRONG.in_language(language)
+    known = REASONS.get(error)
+    if known is not None:
+        return known.in_language(language)
+    prefix = GENERATION_FAILED + " ("
+    if error.startswith(prefix) and error.endswith(")"):
+        detail = error[len(prefix) : -1]
+        return t("RunComfy could not generate it ({detail})", detail=detail).in_language(language)
+    return error

@@ -10,13 +10,14 @@ import asyncio
 import contextlib
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.domain.poll_policy import Ask, PollPolicy, RunWatch, phase_of
+from bot.domain.poll_policy import PollPolicy, RunWatch
 from bot.domain.seedream import MAX_IMAGES
 from bot.engine.image_files import accept_image
+from bot.engine.polling import End, poll_job
 from bot.runcomfy.client import (
     AuthError,
     CancelOutcome,
@@ -180,6 +181,14 @@ class Job:
     cancellable: bool = True  # False: Ctrl-C just stops watching (the job was not started here)
 
 
+class _Stop(Exception):
+    """The command stops before the job ends, with this exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 async def wait_for_result(job: Job) -> JobResult | int:
     """Poll like the bot until the job ends; its result, or an exit code if the command stops first."""
     assert job.rid is not None
@@ -187,46 +196,56 @@ async def wait_for_result(job: Job) -> JobResult | int:
     settings = job.settings
     # The bot's poll policy; with no database here, the run time expected is the default one.
     policy = PollPolicy.from_intervals(settings.poll_interval_seconds, settings.poll_max_interval_seconds)
-    expected, spread = RunTimes().expect(job.options or {}, job.images or 3)
-    run = RunWatch(policy.front)
-    ask = Ask.STATUS
-    while True:
-        if job.interrupts.event.is_set():
-            job.interrupts.event.clear()
-            job.progress.end_line()
-            stop = await _on_interrupt(job)
-            if stop is not None:
-                return stop
-        result = await job.client.result(job.rid) if ask is Ask.RESULT else None
-        status = (
-            await job.client.status(job.rid)
-            if result is None
-            else JobStatus(job.rid, result.state, None, result.state.value)
-        )
-        key = (status.state, status.queue_position)
-        job.progress.show(describe(status, job.images, loop.time() - job.started), key)
-        if status.state.terminal:
-            result = result or await job.client.result(job.rid)
-            if result.state.terminal:
+    expected = RunTimes().expect(job.options or {}, job.images or 3)
+    shown: tuple[JobStatus, object] | None = None  # the progress line the pause keeps redrawing
+
+    async def pause(delay: float) -> None:
+        assert shown is not None
+        await _pause(job, delay, *shown)
+        await _check_interrupt(job)
+
+    try:
+        await _check_interrupt(job)
+        async for seen in poll_job(
+            job.client,
+            job.rid,
+            policy,
+            run=RunWatch(policy.front),
+            expect=lambda: expected,
+            clock=loop.time,
+            deadline=job.started + settings.job_deadline_seconds,
+            pause=pause,
+        ):
+            assert seen.status is not None  # failed looks are raised, not yielded
+            key = (seen.status.state, seen.status.queue_position)
+            shown = (seen.status, key)
+            job.progress.show(describe(seen.status, job.images, loop.time() - job.started), key)
+            if seen.end is End.RESULT and seen.result is not None:
                 job.progress.end_line()
-                return result
-            ask, delay = Ask.RESULT, policy.front  # the result lags behind the status: look again soon
-        else:
-            run.saw(phase_of(status.state), loop.time())
-            poll = policy.next(
-                phase_of(status.state),
-                position=status.queue_position,
-                elapsed=run.elapsed(loop.time()),
-                expected=expected,
-                spread=spread,
-            )
-            ask, delay = poll.ask, poll.delay
-        if loop.time() - job.started > settings.job_deadline_seconds:
-            job.progress.end_line()
-            error(f"Gave up after {duration(loop.time() - job.started)}; job {job.rid} may still finish at RunComfy.")
-            note(f"To collect its images later: {fetch_command(job.rid, job.out)}")
-            return EXIT_API
-        await _pause(job, delay, status, key)
+                return seen.result
+            if seen.end is End.CANCELLED:
+                job.progress.end_line()
+                result = await job.client.result(job.rid)
+                return result if result.state.terminal else replace(result, state=RemoteState.CANCELLED)
+            if seen.end is End.DEADLINE:
+                job.progress.end_line()
+                waited = duration(loop.time() - job.started)
+                error(f"Gave up after {waited}; job {job.rid} may still finish at RunComfy.")
+                note(f"To collect its images later: {fetch_command(job.rid, job.out)}")
+                return EXIT_API
+    except _Stop as stop:
+        return stop.code
+    raise AssertionError("the poll loop ends only with an end")
+
+
+async def _check_interrupt(job: Job) -> None:
+    """Deal with a Ctrl-C pressed since the last look; raise `_Stop` if the command must stop."""
+    if job.interrupts.event.is_set():
+        job.interrupts.event.clear()
+        job.progress.end_line()
+        stop = await _on_interrupt(job)
+        if stop is not None:
+            raise _Stop(stop)
 
 
 async def _pause(job: Job, delay: float, status: JobStatus, key: object) -> None:

@@ -1,6 +1,6 @@
 """When to ask RunComfy about a job again, and whether to ask for its status or its result.
 
-Pure arithmetic, shared by the bot's tracker and `seedream-bot generate`:
+Pure arithmetic, for the poll loop (`bot.engine.polling`) the bot's tracker and the CLI share:
 
 - Queued: the queue is read with `status` (it carries the position). Position p waits
   `interval × (1 + p/2)` (at most `max_interval`), but position 1, about to start, is asked every

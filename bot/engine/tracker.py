@@ -1,11 +1,11 @@
 """Follows every unfinished job from submission to delivery, and resumes them after a restart.
 
-One task per job polls RunComfy (paced by `bot.domain.poll_policy`: slowly while a job waits far back in the
-queue, densely around the end expected from the learned run times in `bot.store.run_times`), moves the job
-through its states in the database, tells the observer (the Discord side) about every change, and
-delivers the images when the job completes. The task keeps its job in memory between polls and reads
-the database again only where another task may have changed the job (under the job's lock).
-All state changes of one job go through one lock, so a Cancel click and the poller never race.
+One task per job polls RunComfy (the loop in `bot.engine.polling`, paced by `bot.domain.poll_policy`: slowly
+while a job waits far back in the queue, densely around the end expected from the learned run times in
+`bot.store.run_times`), moves the job through its states in the database, tells the observer (the Discord side)
+about every change, and delivers the images when the job completes. The task keeps its job in memory between
+polls and reads the database again only where another task may have changed the job (under the job's lock). All
+state changes of one job go through one lock, so a Cancel click and the poller never race.
 A job that has a request_id is never submitted again; charging happens once, in `finish_job`.
 """
 
@@ -17,14 +17,14 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from bot.domain.job_state import JobState
-from bot.domain.poll_policy import Ask, Poll, PollPolicy, RunWatch, phase_of
+from bot.domain.poll_policy import Ask, PollPolicy, RunWatch
 from bot.domain.text import duration_text, shorten
 from bot.engine.delivery import post_set
 from bot.engine.observer import JobObserver
 from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
+from bot.engine.polling import End, Sighting, poll_job
 from bot.engine.tracker_config import TrackerConfig
 from bot.logging_setup import Redactor, for_job
 from bot.runcomfy.backoff import doubling
@@ -61,14 +61,6 @@ class CancelReply(enum.Enum):
 
 
 _REMOTE_TO_LOCAL = {RemoteState.QUEUED: JobState.QUEUED, RemoteState.RUNNING: JobState.RUNNING}
-
-
-@dataclass
-class _Watch:
-    """What the task following a job remembers between two polls (times on the tracker's clock)."""
-
-    ask: Ask
-    run: RunWatch
 
 
 class Tracker:
@@ -171,68 +163,47 @@ class Tracker:
         if job is None or job.state.terminal:
             return
         await self._run_times.load(job.options)
-        ask = Ask.RESULT if job.state is JobState.RUNNING else Ask.STATUS
-        watch = _Watch(ask, RunWatch(self._policy.front, started_at=job.started_at))
-        failures = 0
-        while True:
-            try:
-                job, delay = await self._step(job, watch)
-            except NotFoundError:
-                await self._end(job, JobState.EXPIRED, EXPIRED_MESSAGE)
-                return
-            except RunComfyError as exc:
-                # The client already retried what is worth retrying; keep the job and look again later.
-                failures += 1
-                self._log_poll_failure(job, exc, failures)
-                if self._past_deadline(job):
-                    await self._give_up(job, None)
+        # A job resumed in the middle of delivering asks for its result again, which carries the images.
+        ask = Ask.RESULT if job.state in (JobState.RUNNING, JobState.DELIVERING) else Ask.STATUS
+        run = RunWatch(self._policy.front, started_at=job.started_at)
+        options, images = job.options, job.images_reserved
+        try:
+            async for seen in poll_job(
+                self._runcomfy,
+                _request_id(job),
+                self._policy,
+                run=run,
+                expect=lambda: self._run_times.expect(options, images),
+                clock=self._clock,
+                deadline=job.created_at + self._config.job_deadline,
+                ask=ask,
+                keep_on_errors=True,
+            ):
+                followed = await self._saw(job, seen, run)
+                if followed is None or followed.state.terminal:
                     return
-                delay = self._policy.after_failures(failures)
-            else:
-                failures = 0
-            if delay is None or job.state.terminal:
-                return
-            await asyncio.sleep(delay)
+                job = followed
+        except NotFoundError:
+            await self._end(job, JobState.EXPIRED, EXPIRED_MESSAGE)
 
-    async def _step(self, job: Job, watch: _Watch) -> tuple[Job, float | None]:
-        """One look at RunComfy; returns the job and the seconds until the next look (None: no more needed)."""
-        if job.state is JobState.DELIVERING:  # resumed after a restart in the middle of delivering
-            return job, await self._complete(job, watch)
-        if watch.ask is Ask.RESULT:
-            result = await self._runcomfy.result(_request_id(job))
-            if result.state.terminal:
-                return job, await self._complete(job, watch, result)
-            status = JobStatus(result.request_id, result.state, None, result.state.value)
-        else:
-            status = await self._runcomfy.status(_request_id(job))
-            if status.state in (RemoteState.COMPLETED, RemoteState.FAILED):
-                return job, await self._complete(job, watch)
-            if status.state is RemoteState.CANCELLED:
-                await self._end(job, JobState.CANCELLED)
-                return job, None
-        if self._past_deadline(job):
-            await self._give_up(job, status)
-            return job, None
-        watch.run.saw(phase_of(status.state), self._clock())
-        job = await self._apply_progress(job, status)
-        poll = self.next_poll(job, status, watch)
-        watch.ask = poll.ask
-        return job, poll.delay
-
-    def next_poll(self, job: Job, status: JobStatus, watch: _Watch | None = None) -> Poll:
-        """The next look at a job that RunComfy reported in `status` (see `bot.domain.poll_policy`)."""
-        run = watch.run if watch is not None else RunWatch(self._policy.front, started_at=job.started_at)
-        expected, spread = self._run_times.expect(job.options, job.images_reserved)
-        return self._policy.next(
-            phase_of(status.state),
-            position=status.queue_position,
-            elapsed=run.elapsed(self._clock()),
-            expected=expected,
-            spread=spread,
-        )
-
-    def _past_deadline(self, job: Job) -> bool:
-        return self._clock() - job.created_at > self._config.job_deadline
+    async def _saw(self, job: Job, seen: Sighting, run: RunWatch) -> Job | None:
+        """Act on one look at RunComfy: record progress (the job as it is now), or deliver or end it (None)."""
+        if seen.error is not None:
+            # The client already retried what is worth retrying; keep the job and look again later.
+            self._log_poll_failure(job, seen.error, seen.failures)
+        if seen.result is not None and seen.result.cost_micros is not None:
+            await self._storage.record_cost(job.id, seen.result.cost_micros)
+        if seen.end is End.RESULT and seen.result is not None:
+            await self._complete(job, seen.result, run)
+        elif seen.end is End.CANCELLED:
+            await self._end(job, JobState.CANCELLED)
+        elif seen.end is End.DEADLINE:
+            await self._give_up(job, seen.status)
+        if seen.end is not None:
+            return None
+        if seen.status is not None and not seen.status.state.terminal and job.state is not JobState.DELIVERING:
+            return await self._apply_progress(job, seen.status)
+        return job
 
     def _log_poll_failure(self, job: Job, exc: RunComfyError, failures: int) -> None:
         if isinstance(exc, AuthError):
@@ -270,26 +241,19 @@ class Tracker:
         await self._notify(updated)
         return updated
 
-    async def _complete(self, job: Job, watch: _Watch, result: JobResult | None = None) -> float | None:
-        if result is None:
-            result = await self._runcomfy.result(_request_id(job))
-        if result.cost_micros is not None:
-            await self._storage.record_cost(job.id, result.cost_micros)
+    async def _complete(self, job: Job, result: JobResult, run: RunWatch) -> None:
+        """RunComfy's final answer: deliver its images, or end the job as it says."""
         if result.state is RemoteState.CANCELLED:
             await self._end(job, JobState.CANCELLED)
-            return None
-        if result.state is RemoteState.FAILED or (result.state is RemoteState.COMPLETED and not result.image_urls):
+            return
+        if result.state is RemoteState.FAILED or not result.image_urls:
             excerpt = shorten(self._redact(result.error or ""), UPSTREAM_EXCERPT_CHARS) or "it returned no images"
             await self._end(job, JobState.FAILED, f"{GENERATION_FAILED} ({excerpt})")
-            return None
-        if result.state is not RemoteState.COMPLETED:
-            watch.ask = Ask.RESULT
-            return self._policy.front  # the result lags behind the status: look again soon
-        ran = watch.run.run_seconds(self._clock(), self._policy.max_gap)
+            return
+        ran = run.run_seconds(self._clock(), self._policy.max_gap)
         await self._deliver(job, result.image_urls)
         if ran is not None:  # learned after the delivery, which must not wait for it
             await self._run_times.learn(job.options, len(result.image_urls), ran)
-        return None
 
     # ---- delivery ---------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ class Storage:
         self._path = path
         self._clock = clock
         self._write_lock = asyncio.Lock()
+        self.owner: str | None = None  # the process that takes the jobs it submits (see bot.store.leases)
 
     def __repr__(self) -> str:
         return f"Storage({str(self._path)!r})"

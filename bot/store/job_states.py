@@ -55,11 +55,16 @@ async def _job_or_raise(storage: Storage, job_id: str) -> Job:
 
 
 async def mark_submitting(storage: Storage, job_id: str) -> Job:
-    """Record, in its own commit, that the submit request of a pending job is about to be sent."""
+    """Record, in its own commit, that the submit request of a pending job is about to be sent.
+
+    The job becomes this process's (`storage.owner`), unless another process took it over meanwhile: then it is
+    not sent (see `bot.store.leases`)."""
     rows = await storage.write(
-        f"""UPDATE jobs SET submitted_at = :now, updated_at = :now
-            WHERE id = :id AND state = '{JobState.PENDING}' RETURNING {JOB_COLUMNS}""",
-        {"now": storage.clock(), "id": job_id},
+        f"""UPDATE jobs SET submitted_at = :now, updated_at = :now, owner = coalesce(owner, CAST(:owner AS TEXT))
+            WHERE id = :id AND state = '{JobState.PENDING}'
+              AND (CAST(:owner AS TEXT) IS NULL OR owner IS NULL OR owner = CAST(:owner AS TEXT))
+            RETURNING {JOB_COLUMNS}""",
+        {"now": storage.clock(), "id": job_id, "owner": storage.owner},
     )
     if rows:
         return Job.from_row(rows[0])

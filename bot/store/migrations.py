@@ -19,6 +19,9 @@ Version 5: money, in whole micro-dollars. Per job the quoted price per image whe
 day counters gain the dollars spent (settled jobs' costs) and held (unsettled jobs' images x quoted price); and
 which budget alerts were sent in which period.
 Version 6: the language a guild's admins chose for the bot's public messages (NULL: the server's own).
+Version 7: processes sharing one (PostgreSQL) database. Each running process has a row with its heartbeat; a job
+names the process following it (`owner`), so that the jobs of a process whose heartbeat stopped are taken over.
+Written in SQL both databases accept (times in DOUBLE PRECISION: PostgreSQL's REAL is too coarse for them).
 """
 
 from __future__ import annotations
@@ -329,7 +332,21 @@ _V5 = (
 
 _V6 = ("ALTER TABLE guilds ADD COLUMN language TEXT CHECK (length(language) BETWEEN 2 AND 8)",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = (
+    """
+    CREATE TABLE processes (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        shards TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    )
+    """,
+    "ALTER TABLE jobs ADD COLUMN owner TEXT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 LATEST_VERSION = len(MIGRATIONS)
 
 # Kept in step with the partial index above, so that queries using it match its condition exactly.

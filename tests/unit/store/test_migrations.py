@@ -34,7 +34,7 @@ async def test_a_new_database_is_created_at_the_latest_version(tmp_path: Path) -
     storage = await Storage.open(path, busy_timeout=2.5)
     try:
         assert path.is_file()
-        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION == 6
+        assert await pragma(storage.db, "user_version") == migrations.LATEST_VERSION == 7
         assert await pragma(storage.db, "journal_mode") == "wal"
         assert await pragma(storage.db, "foreign_keys") == 1
         assert await pragma(storage.db, "busy_timeout") == 2500
@@ -45,7 +45,7 @@ async def test_a_new_database_is_created_at_the_latest_version(tmp_path: Path) -
         await storage.close()
     reopened = await Storage.open(path)  # opening again changes nothing
     try:
-        assert await pragma(reopened.db, "user_version") == 6
+        assert await pragma(reopened.db, "user_version") == migrations.LATEST_VERSION
     finally:
         await reopened.close()
 
@@ -150,7 +150,7 @@ async def test_a_database_from_a_newer_release_is_refused_and_left_alone(databas
     with pytest.raises(StorageError) as refused:
         await Storage.open(database_path)
     message = str(refused.value)
-    assert "newer release" in message and "version 99" in message and "up to version 6" in message
+    assert "newer release" in message and "version 99" in message and "up to version 7" in message
     assert "DATABASE_PATH" in message
     async with aiosqlite.connect(database_path) as db:
         assert await pragma(db, "user_version") == 99
@@ -176,8 +176,8 @@ async def test_a_failed_upgrade_leaves_the_database_as_it_was(tmp_path: Path, mo
 async def test_two_processes_starting_together_both_open_a_new_file(database_path: Path) -> None:
     first, second = await asyncio.gather(Storage.open(database_path), Storage.open(database_path))
     try:
-        versions = await pragma(first.db, "user_version"), await pragma(second.db, "user_version")
-        assert versions == (migrations.LATEST_VERSION, migrations.LATEST_VERSION)
+        versions = (await pragma(first.db, "user_version"), await pragma(second.db, "user_version"))
+        assert versions == (migrations.LATEST_VERSION,) * 2
     finally:
         await first.close()
         await second.close()
@@ -265,5 +265,31 @@ async def test_version_4_is_upgraded_to_5_keeping_jobs_and_counting_dollars(tmp_
         old = await storage.finish_job("aaaaaaaaaaaa", JobState.CANCELLED)
         assert (old.cost_micros, old.cost_estimated) == (None, True)  # nothing to estimate from
         assert (await quotas.usage(GUILD, USER)).reserved == 2
+    finally:
+        await storage.close()
+
+
+async def test_version_6_is_upgraded_to_7_with_processes_and_job_owners(tmp_path: Path) -> None:
+    path = tmp_path / "seedream.db"
+    db = await make_database(path, 6)
+    try:
+        await db.execute_fetchall(
+            """INSERT INTO jobs (id, guild_id, channel_id, user_id, options, request_id, state, images_reserved,
+                                 created_at, updated_at)
+               VALUES ('aaaaaaaaaaaa', ?, 1, ?, '{}', 'r', 'queued', 3, ?, ?)""",
+            (GUILD, USER, START_TIME, START_TIME),
+        )
+    finally:
+        await db.close()
+    storage = await Storage.open(path, clock=ManualClock(START_TIME + 60))
+    try:
+        assert await pragma(storage.db, "user_version") == 7
+        rows = await storage.fetchall("SELECT id, owner FROM jobs")
+        assert [tuple(row) for row in rows] == [("aaaaaaaaaaaa", None)]  # followed by no process yet
+        await storage.write(
+            "INSERT INTO processes (id, host, pid, shards, started_at, heartbeat_at) VALUES ('p', 'h', 1, 'all', ?, ?)",
+            (START_TIME + 0.125, START_TIME + 0.125),
+        )
+        assert (await storage.fetchall("SELECT heartbeat_at FROM processes"))[0][0] == START_TIME + 0.125
     finally:
         await storage.close()

@@ -55,6 +55,16 @@ class Settings:
     shard_count: int | None = None  # None: as many shards as Discord recommends, all in this process
     shard_ids: tuple[int, ...] | None = None  # None: every shard of shard_count
     sync_commands: str = "auto"  # auto: the process running shard 0 syncs
+    lease_seconds: float = 60.0  # a process silent this long is taken for dead and its jobs taken over
+
+    @property
+    def shards_text(self) -> str:
+        """This process's shards, for logs and the processes table: "0,1 of 4", "all of 4" or "all"."""
+        if self.shard_count is None:
+            return "all"
+        if self.shard_ids is None:
+            return f"all of {self.shard_count}"
+        return ",".join(str(i) for i in self.shard_ids) + f" of {self.shard_count}"
 
     @property
     def syncs_commands(self) -> bool:
@@ -161,6 +171,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "SHARD_COUNT": ("shard_count", _at_least(int, 1, f"a whole number from 1 to {MAX_SHARD_COUNT}")),
     "SHARD_IDS": ("shard_ids", _shard_ids),
     "SYNC_COMMANDS": ("sync_commands", _choice(SYNC_COMMANDS_CHOICES)),
+    "LEASE_SECONDS": ("lease_seconds", _float_min(5)),
 }
 
 REQUIRED_FOR = {

@@ -25,6 +25,7 @@ from bot.discord.sync import InMemoryMetaStore, MetaStore, sync_commands
 from bot.discord.translator import CatalogTranslator
 from bot.discord.tree import SeedreamTree
 from bot.engine.jobs import JobService
+from bot.engine.leases import LeaseKeeper
 from bot.engine.pricing import PriceBook
 from bot.engine.quotas import QuotaDefaults, Quotas
 from bot.engine.tracker import Tracker
@@ -33,6 +34,7 @@ from bot.runcomfy.client import RunComfyClient
 from bot.settings import Settings, secrets_of
 from bot.store.database import Storage
 from bot.store.languages import LanguageStore
+from bot.store.leases import Leases
 from bot.store.money import MoneyStore
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,7 @@ class SeedreamBot(commands.AutoShardedBot):
             self._closers.append(prices.close)
         self.meta_store: MetaStore = meta_store or InMemoryMetaStore()
         self.commands_synced: bool | None = None
+        self.lease_keeper: LeaseKeeper | None = None
         self.accepting_commands = True
         self._resumed = False
         self._started = False
@@ -183,12 +186,23 @@ class SeedreamBot(commands.AutoShardedBot):
         self.tracker = Tracker(
             self.storage, self.runcomfy, self.presenter, TrackerConfig.from_settings(settings, workdir)
         )
+        if self.storage_is_shared:
+            # Closed after the tracker (closers run last first): leaving hands the unfinished jobs to the others.
+            self.lease_keeper = LeaseKeeper(Leases(self.storage), self.tracker, lease=settings.lease_seconds)
+            self.tracker.cancel_listeners.append(self.lease_keeper.cancelled)
+            self._closers.append(self.lease_keeper.close)
+            await self.lease_keeper.register(settings.shards_text)
         self._closers.append(self.tracker.close)
         self.jobs = JobService(self.storage, self.quotas, self.runcomfy, self.tracker, prices=self.prices)
         self.heartbeat = Heartbeat(settings.heartbeat_path, status=self._health_status, alive=self._connected)
         self._closers.append(self.heartbeat.stop)
         self._resumed = False
         self._started = True
+
+    @property
+    def storage_is_shared(self) -> bool:
+        """PostgreSQL: other processes may run on the same database (SQLite is held by one, see bot.store.lock)."""
+        return getattr(self.storage, "dialect", "sqlite") == "postgresql"
 
     def _connected(self) -> bool:
         """Every shard of this process has its gateway connection open."""
@@ -220,7 +234,10 @@ class SeedreamBot(commands.AutoShardedBot):
             self._resumed = True
             self.heartbeat.start()
             self.prices.start()  # reads the price now, then hourly (every few minutes while out of credit)
-            await self.tracker.resume()
+            if self.lease_keeper is None:
+                await self.tracker.resume()
+            else:  # the jobs of processes that stopped, now and at every heartbeat
+                self.lease_keeper.start()
 
 
 Interaction: TypeAlias = discord.Interaction[SeedreamBot]  # what the cogs and buttons receive

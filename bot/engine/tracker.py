@@ -16,7 +16,7 @@ import enum
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.domain.job_state import JobState
 from bot.domain.poll_policy import Ask, PollPolicy, RunWatch
@@ -86,6 +86,9 @@ class Tracker:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._closing = False
+        # Told of every job this process cancelled (other processes may be following it; see bot.engine.leases).
+        self.cancel_listeners: list[Callable[[str], Awaitable[None]]] = []
+        self.shared = False  # other processes use the database too: look at a job's state before each poll
 
     @property
     def in_flight(self) -> int:
@@ -100,20 +103,46 @@ class Tracker:
         """Pick up every unfinished job from the database; returns how many are followed."""
         resumed = 0
         for job in await self._storage.unfinished_jobs():
-            if job.request_id is None:
-                if job.created_at >= self._started_at:
-                    continue  # a command of this run, being submitted right now
-                if job.submitted_at is None:  # the previous run died before sending it: nothing was made
-                    await self._end(job, JobState.FAILED, RESTART_MESSAGE)
-                else:  # it died while sending: RunComfy may have taken it, and sending it again could pay twice
-                    await self._end(job, JobState.UNKNOWN, OUTCOME_UNKNOWN_MESSAGE)
-                    log_outcome_unknown(job)
-                continue
-            await self._notify(job)  # shows the status again, with its Cancel button while queued
-            self.follow(job)
-            resumed += 1
+            if job.request_id is None and job.created_at >= self._started_at:
+                continue  # a command of this run, being submitted right now
+            resumed += await self._take_up(job)
         log.info("resumed %d unfinished job(s)", resumed)
         return resumed
+
+    async def adopt(self, jobs: Sequence[Job]) -> int:
+        """Follow jobs taken over from a process that stopped (see `bot.engine.leases`); returns how many."""
+        adopted = 0
+        for job in jobs:
+            adopted += await self._take_up(job)
+        if jobs:
+            log.info("took over %d unfinished job(s)", adopted)
+        return adopted
+
+    async def _take_up(self, job: Job) -> int:
+        """Follow a job a process before this one left unfinished (1), or end it if it was never sent (0)."""
+        if job.request_id is None:
+            if job.submitted_at is None:  # the previous run died before sending it: nothing was made
+                await self._end(job, JobState.FAILED, RESTART_MESSAGE)
+            else:  # it died while sending: RunComfy may have taken it, and sending it again could pay twice
+                await self._end(job, JobState.UNKNOWN, OUTCOME_UNKNOWN_MESSAGE)
+                log_outcome_unknown(job)
+            return 0
+        if job.id in self._tasks:
+            return 0
+        await self._notify(job)  # shows the status again, with its Cancel button while queued
+        self.follow(job)
+        return 1
+
+    def following(self, job_id: str) -> bool:
+        return job_id in self._tasks
+
+    async def stop_following(self, job_ids: Sequence[str] | None = None) -> None:
+        """Stop the tasks of these jobs (all: None) and keep the tracker running; the jobs stay as they are in the
+        database (another process may be following them now)."""
+        tasks = [t for job_id, t in self._tasks.items() if job_ids is None or job_id in job_ids]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def follow(self, job: Job) -> None:
         if self._closing or job.id in self._tasks or job.state.terminal:
@@ -182,9 +211,16 @@ class Tracker:
                 followed = await self._saw(job, seen, run)
                 if followed is None or followed.state.terminal:
                     return
+                if self.shared and await self._ended_elsewhere(job.id):
+                    return
                 job = followed
         except NotFoundError:
             await self._end(job, JobState.EXPIRED, EXPIRED_MESSAGE)
+
+    async def _ended_elsewhere(self, job_id: str) -> bool:
+        """Whether another process ended the job (a Cancel click there) since this one last looked."""
+        current = await self._storage.get_job(job_id)
+        return current is None or current.state.terminal
 
     async def _saw(self, job: Job, seen: Sighting, run: RunWatch) -> Job | None:
         """Act on one look at RunComfy: record progress (the job as it is now), or deliver or end it (None)."""
@@ -350,6 +386,9 @@ class Tracker:
         task = self._tasks.get(job_id)
         if reply is CancelReply.CANCELLED and task is not None:
             task.cancel()
+        if reply is CancelReply.CANCELLED:
+            for listener in self.cancel_listeners:
+                await listener(job_id)
         for_job(log, job).info("cancel -> %s", reply.value)
         await self._notify(job)
         return reply

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.cli.problems import TOKEN_REFUSED, problem
 from bot.domain.poll_policy import PollPolicy, RunWatch
 from bot.domain.seedream import MAX_IMAGES
 from bot.engine.image_files import accept_image
@@ -121,7 +122,6 @@ def client_for(settings: Settings) -> RunComfyClient:
     )
 
 
-TOKEN_REFUSED = "RunComfy refused the API token: check RUNCOMFY_API_TOKEN (RunComfy profile > API Keys)."
 
 
 def runcomfy_failure(progress: Progress, exc: RunComfyError) -> int:
@@ -130,7 +130,7 @@ def runcomfy_failure(progress: Progress, exc: RunComfyError) -> int:
     if isinstance(exc, AuthError):
         error(TOKEN_REFUSED)
         return EXIT_AUTH
-    error(f"{exc.user_message} ({exc})")
+    error(f"{problem(exc)} ({exc})")
     return EXIT_API
 
 
@@ -270,7 +270,7 @@ async def _on_interrupt(job: Job) -> int | None:
     try:
         cancelled = await job.client.cancel(job.rid)
     except RunComfyError as exc:
-        error(f"Interrupted, but job {job.rid} could not be cancelled at RunComfy: {exc.user_message}")
+        error(f"Interrupted, but job {job.rid} could not be cancelled at RunComfy: {problem(exc)}")
         note(later)
         return EXIT_INTERRUPTED
     if cancelled.outcome is CancelOutcome.CANCELLED:
@@ -338,6 +338,6 @@ async def save_images(job: Job, result: JobResult) -> int:
             if isinstance(outcome, NotAnImage):
                 error(f"An image was not saved: {outcome}.")
                 continue
-            text = outcome.user_message if isinstance(outcome, RunComfyError) else type(outcome).__name__
+            text = problem(outcome) if isinstance(outcome, RunComfyError) else type(outcome).__name__
             error(f"An image could not be saved: {text} ({outcome})")
     return EXIT_API if failures else EXIT_OK

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.cli.job import EXIT_API, EXIT_AUTH, TOKEN_REFUSED, error, note
+from bot.cli.job import EXIT_API, EXIT_AUTH, error, note
+from bot.cli.problems import TOKEN_REFUSED
 from bot.domain.money import format_usd
 from bot.domain.seedream import SeedreamRequest
 from bot.runcomfy.client import AuthError, InsufficientBalanceError, JobResult, RunComfyClient, RunComfyError

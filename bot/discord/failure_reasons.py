@@ -1,13 +1,15 @@
 """Why a set failed, in the words its status message shows (in the server's language).
 
-The engine records the reason as a fixed English sentence; the ones it knows are worded here through the
-catalog. Others (RunComfy's own words) are shown as recorded.
+The engine records the reason as a fixed English sentence, or as the kind of error RunComfy refused the job with;
+the ones it knows are worded here through the catalog. Others (RunComfy's own words) are shown as recorded.
 """
 
 from __future__ import annotations
 
 from bot.discord.i18n import t
 from bot.discord.job_start import NOT_STARTED
+from bot.discord.runcomfy_texts import runcomfy_problem
+from bot.engine.jobs import refused_kind
 from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE
 from bot.engine.tracker import EXPIRED_MESSAGE, GENERATION_FAILED, NOT_DOWNLOADED_MESSAGE, RESTART_MESSAGE
 
@@ -32,6 +34,9 @@ def failure_reason(error: str | None, language: str) -> str:
     known = REASONS.get(error)
     if known is not None:
         return known.in_language(language)
+    refused = refused_kind(error)
+    if refused is not None:
+        return runcomfy_problem(refused).in_language(language)
     prefix = GENERATION_FAILED + " ("
     if error.startswith(prefix) and error.endswith(")"):
         detail = error[len(prefix) : -1]

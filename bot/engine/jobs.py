@@ -27,6 +27,7 @@ from bot.runcomfy.client import (
     RunComfyError,
     SubmissionOutcomeUnknown,
 )
+from bot.runcomfy.errors import ErrorKind
 from bot.store.database import Job, Storage
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,22 @@ log = logging.getLogger(__name__)
 RATE_LIMITED_ATTEMPTS = 4
 RATE_LIMITED_MAX_WAIT = 10.0
 REQUEST_ID_PATIENCE = 600.0  # seconds to keep trying to record a request id while the database cannot be written
+REFUSED_PREFIX = "runcomfy:"  # the reason recorded for a job RunComfy refused: this, then the error's kind
+
+
+def refused_reason(kind: ErrorKind) -> str:
+    """The reason recorded for a job whose submit RunComfy refused with an error of `kind`."""
+    return REFUSED_PREFIX + kind.value
+
+
+def refused_kind(reason: str | None) -> ErrorKind | None:
+    """The kind of RunComfy error recorded as a job's `reason`, if that is what it records."""
+    if reason is None or not reason.startswith(REFUSED_PREFIX):
+        return None
+    try:
+        return ErrorKind(reason.removeprefix(REFUSED_PREFIX))
+    except ValueError:
+        return None
 
 
 class OutOfCredit(Exception):
@@ -115,7 +132,7 @@ class JobService:
                 job_log.error("RunComfy rejected the API token; an admin must fix RUNCOMFY_API_TOKEN")
             else:
                 job_log.warning("submission refused: %s", type(exc).__name__)
-            return await self.storage.finish_job(job.id, JobState.FAILED, error=exc.user_message)
+            return await self.storage.finish_job(job.id, JobState.FAILED, error=refused_reason(exc.kind))
         job = await self._record_request_id(job, handle.request_id)
         for_job(log, job).info("submitted")
         self.tracker.follow(job)

@@ -1,15 +1,17 @@
 """RunComfy errors, and how an HTTP answer becomes one.
 
-Every error carries `status` (HTTP status or None), `error_code` (RunComfy's numeric code or None) and a short
-`message` for logs (a server message is cut short and never includes the token). `user_message` is the polite
-sentence to show a Discord user: it names no internals.
+Every error carries `status` (HTTP status or None), `error_code` (RunComfy's numeric code or None), a short
+`message` for logs (a server message is cut short and never includes the token) and its `kind`: what went wrong,
+as data, for the Discord side and the command line to put in their own words (with the error's numbers, such as
+`retry_after` or a download's `limit`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 import httpx
 
@@ -20,20 +22,33 @@ MAX_SERVER_MESSAGE_CHARS = 200
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
+class ErrorKind(StrEnum):
+    """What went wrong at RunComfy, in terms a member or an operator can act on."""
+
+    FAILED = "failed"  # anything else RunComfy refused
+    AUTH = "auth"  # the API token was refused
+    OUT_OF_CREDIT = "out_of_credit"
+    INVALID_INPUT = "invalid_input"  # the options were not accepted
+    NOT_FOUND = "not_found"  # the job (or its output) is gone: expired or unknown
+    BUSY = "busy"  # rate limited; `retry_after` seconds when RunComfy said
+    SERVER = "server"  # RunComfy's own fault, or an answer that could not be read
+    UNREACHABLE = "unreachable"  # no connection, or it broke or timed out
+    OUTCOME_UNKNOWN = "outcome_unknown"  # a submit may have reached RunComfy; it was not sent again
+    TOO_LARGE = "too_large"  # a download over its `limit` bytes (`size` when announced)
+    DOWNLOAD_REFUSED = "download_refused"  # an image link led somewhere the bot does not download from
+    INVALID_REQUEST_ID = "invalid_request_id"
+
+
 class RunComfyError(Exception):
     """Base class: RunComfy did not do what was asked."""
 
-    default_user_message = "RunComfy could not handle this request. Please try again later."
+    kind: ClassVar[ErrorKind] = ErrorKind.FAILED
 
     def __init__(self, message: str, *, status: int | None = None, error_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.error_code = error_code
-
-    @property
-    def user_message(self) -> str:
-        return self.default_user_message
 
     def __str__(self) -> str:
         details = [f"HTTP {self.status}"] if self.status is not None else []
@@ -48,23 +63,23 @@ class RunComfyError(Exception):
 
 
 class AuthError(RunComfyError):
-    default_user_message = "The bot's RunComfy API key was refused. Please ask the bot's owner to check it."
+    kind = ErrorKind.AUTH
 
 
 class InsufficientBalanceError(RunComfyError):
-    default_user_message = "The RunComfy account behind this bot is out of credit. Please let the bot's owner know."
+    kind = ErrorKind.OUT_OF_CREDIT
 
 
 class InvalidInputError(RunComfyError):
-    default_user_message = "RunComfy did not accept these options. Please check the prompt and options and try again."
+    kind = ErrorKind.INVALID_INPUT
 
 
 class NotFoundError(RunComfyError):
-    default_user_message = "RunComfy no longer knows this job: it may have expired."
+    kind = ErrorKind.NOT_FOUND
 
 
 class RateLimitedError(RunComfyError):
-    default_user_message = "RunComfy is busy right now. Please try again in a moment."
+    kind = ErrorKind.BUSY
 
     def __init__(
         self,
@@ -79,13 +94,13 @@ class RateLimitedError(RunComfyError):
 
 
 class ServerError(RunComfyError):
-    default_user_message = "RunComfy is having trouble right now. Please try again in a few minutes."
+    kind = ErrorKind.SERVER
 
 
 class TransportError(RunComfyError):
     """RunComfy could not be reached, or the connection failed or timed out."""
 
-    default_user_message = "RunComfy could not be reached. Please try again in a few minutes."
+    kind = ErrorKind.UNREACHABLE
 
     def __init__(self, message: str, *, may_have_reached_server: bool) -> None:
         super().__init__(message)
@@ -95,14 +110,11 @@ class TransportError(RunComfyError):
 class SubmissionOutcomeUnknown(RunComfyError):
     """A submit may have reached RunComfy but no usable answer came back; it must not be sent again blindly."""
 
-    default_user_message = (
-        "RunComfy did not confirm the request, so it is unclear whether the job started. "
-        "It was not sent again, to avoid paying twice. Please check before trying again."
-    )
+    kind = ErrorKind.OUTCOME_UNKNOWN
 
 
 class DownloadTooLargeError(RunComfyError):
-    default_user_message = "An image was too large to download."
+    kind = ErrorKind.TOO_LARGE
 
     def __init__(self, message: str, *, limit: int, size: int | None = None) -> None:
         super().__init__(message)
@@ -113,11 +125,11 @@ class DownloadTooLargeError(RunComfyError):
 class DownloadRefused(RunComfyError):
     """An output URL (or a redirect) leads somewhere the bot does not download from; never retried."""
 
-    default_user_message = "An image link pointed somewhere the bot does not download from."
+    kind = ErrorKind.DOWNLOAD_REFUSED
 
 
 class InvalidRequestIdError(RunComfyError):
-    default_user_message = "That job id is not valid."
+    kind = ErrorKind.INVALID_REQUEST_ID
 
 
 def is_retryable(exc: Exception) -> bool:

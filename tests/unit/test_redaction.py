@@ -51,7 +51,7 @@ async def test_error_answers_on_every_endpoint_are_masked(fake_runcomfy, client,
             fake_runcomfy.fail_next("status", status, body)  # a refused cancel is answered from the status
         with pytest.raises(RunComfyError) as raised:
             await call()
-        clean(fake_runcomfy, raised.value, raised.value.message, raised.value.user_message)
+        clean(fake_runcomfy, raised.value, raised.value.message)
 
 
 async def test_texts_in_good_answers_are_masked(fake_runcomfy, client):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from bot.discord.runcomfy_texts import PROBLEMS
 from bot.discord.status import render_status, state_line
 from bot.domain.job_state import JobState
 from bot.domain.text import duration_text
+from bot.engine.jobs import refused_reason
+from bot.runcomfy.errors import ErrorKind
 from tests.imagine_helpers import make_job
 
 
@@ -78,6 +81,19 @@ def test_rendering_is_pure_so_unchanged_jobs_compare_equal():
     assert render_status(job) != render_status(make_job(state=JobState.QUEUED, queue_position=2))
     assert render_status(job, ["note"]) != render_status(job)
     assert render_status(job, ["note"]).notes == ("note",)
+
+
+@pytest.mark.parametrize("kind", list(ErrorKind))
+def test_a_job_runcomfy_refused_says_why_in_the_servers_language(kind):
+    job = make_job(state=JobState.FAILED, error=refused_reason(kind))
+    english, german = state_line(job), state_line(job, "de")
+    assert "runcomfy:" not in english and "_" not in english
+    assert english.startswith("⚠️ Failed: ") and PROBLEMS[kind].rstrip(".") in english
+    assert german != english and PROBLEMS[kind].in_language("de") in german
+
+
+def test_an_unknown_recorded_kind_is_shown_as_recorded():
+    assert "runcomfy:something_new" in state_line(make_job(state=JobState.FAILED, error="runcomfy:something_new"))
 
 
 def test_a_long_failure_reason_is_shortened():

@@ -10,6 +10,7 @@ from bot.domain.seedream import build_request
 from bot.runcomfy import client as runcomfy
 from bot.runcomfy.client import (
     AuthError,
+    DownloadRefused,
     DownloadTooLargeError,
     InsufficientBalanceError,
     InvalidInputError,
@@ -22,7 +23,7 @@ from bot.runcomfy.client import (
     SubmissionOutcomeUnknown,
     TransportError,
 )
-from bot.runcomfy.errors import check_request_id, error_from_answer, is_retryable
+from bot.runcomfy.errors import ErrorKind, check_request_id, error_from_answer, is_retryable
 from tests.fixtures.runcomfy import fast_retry_policy
 
 REQUEST = build_request("a red kite over hills", 2)
@@ -38,6 +39,7 @@ ALL_ERRORS = [
     SubmissionOutcomeUnknown("m"),
     DownloadTooLargeError("m", limit=1),
     InvalidRequestIdError("m"),
+    DownloadRefused("m"),
 ]
 
 
@@ -92,12 +94,21 @@ def test_server_message_is_cut_short_and_redacted():
 
 
 @pytest.mark.parametrize("error", ALL_ERRORS, ids=lambda e: type(e).__name__)
-def test_every_error_has_status_code_message_and_a_polite_user_message(error):
+def test_every_error_has_status_code_message_and_a_kind_but_no_wording(error):
     assert error.status is None and error.error_code is None and error.message == "m"
-    text = error.user_message
-    assert text and text[0].isupper() and text.endswith(".")
-    for internal in ("HTTP", "Traceback", "error_code", "None", "m)"):
-        assert internal not in text
+    assert isinstance(error.kind, ErrorKind)
+    assert not hasattr(error, "user_message")  # the Discord side and the command line word the kind
+
+
+def test_each_kind_of_error_has_its_own_kind():
+    kinds = [error.kind for error in ALL_ERRORS]
+    assert len(set(kinds)) == len(kinds) == len(ErrorKind)
+
+
+def test_the_numbers_travel_with_the_error():
+    assert error_from_answer(429, None, {"retry-after": "7"}).kind is ErrorKind.BUSY
+    too_large = DownloadTooLargeError("m", limit=1000, size=2000)
+    assert (too_large.kind, too_large.limit, too_large.size) == (ErrorKind.TOO_LARGE, 1000, 2000)
 
 
 def test_str_and_repr_carry_status_and_code():
@@ -152,7 +163,7 @@ async def test_typed_errors_over_http(fake_runcomfy, runcomfy_client, status, bo
     with pytest.raises(expected) as caught:
         await runcomfy_client.status("some-id")
     assert caught.value.status == status
-    assert fake_runcomfy.token not in str(caught.value) + repr(caught.value) + caught.value.user_message
+    assert fake_runcomfy.token not in str(caught.value) + repr(caught.value) + caught.value.kind
 
 
 @pytest.mark.parametrize(

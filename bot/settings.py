@@ -17,6 +17,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from bot.domain.money import MAX_PRICE_PER_IMAGE_MICROS, parse_usd
+from bot.store.dburl import check_url, mask_url, url_passwords
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
@@ -36,6 +37,7 @@ class Settings:
     runcomfy_base_url: str = "https://model-api.runcomfy.net"
     discord_api_base_url: str = "https://discord.com/api/v10"
     database_path: Path = Path("data/seedream.db")
+    database_url: str = field(default="", repr=False)  # PostgreSQL instead of the SQLite file; has a password
     heartbeat_path: Path = Path("data/heartbeat")
     log_level: str = "INFO"
     log_format: str = "text"
@@ -152,6 +154,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "RUNCOMFY_BASE_URL": ("runcomfy_base_url", _url),
     "DISCORD_API_BASE_URL": ("discord_api_base_url", _url),
     "DATABASE_PATH": ("database_path", Path),
+    "DATABASE_URL": ("database_url", check_url),
     "HEARTBEAT_PATH": ("heartbeat_path", Path),
     "LOG_LEVEL": ("log_level", _choice(LOG_LEVELS, upper=True)),
     "LOG_FORMAT": ("log_format", _choice(LOG_FORMATS)),
@@ -217,7 +220,8 @@ def load_settings(
         try:
             values[attr] = parse(raw)
         except ValueError as exc:
-            raise SettingsError(f"{name}={_quoted(raw)} is invalid: expected {exc}.") from None
+            shown = _quoted(mask_url(raw) if name == "DATABASE_URL" else raw)
+            raise SettingsError(f"{name}={shown} is invalid: expected {exc}.") from None
     missing = [name for name in REQUIRED_FOR[require] if not values.get(_PARSERS[name][0])]
     if missing:
         names = " and ".join(missing)
@@ -229,7 +233,10 @@ def load_settings(
         raise SettingsError("POLL_MAX_INTERVAL_SECONDS is invalid: expected a number >= POLL_INTERVAL_SECONDS.")
     _check_shards(settings)
     if create_dirs:
-        for path in (settings.database_path, settings.heartbeat_path):
+        folders = [settings.heartbeat_path]
+        if not settings.database_url:
+            folders.insert(0, settings.database_path)
+        for path in folders:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -278,5 +285,8 @@ def _quoted(value: str) -> str:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """The secret values, for log redaction."""
-    return [getattr(settings, f.name) for f in fields(settings) if not f.repr and getattr(settings, f.name)]
+    """The secret values, for log redaction: the tokens, and the password in DATABASE_URL (not the whole URL)."""
+    found = [getattr(settings, f.name) for f in fields(settings) if not f.repr and getattr(settings, f.name)]
+    if settings.database_url:
+        found = [value for value in found if value != settings.database_url] + url_passwords(settings.database_url)
+    return found

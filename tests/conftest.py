@@ -5,6 +5,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.runcomfy",
     "tests.fixtures.storage",
+    "tests.fixtures.postgres",
     "tests.fixtures.discord",
 ]
 

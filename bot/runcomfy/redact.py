@@ -25,6 +25,8 @@ _TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
     (re.compile(r"\b(Bot)\s+[A-Za-z0-9._-]{20,}"), r"\1 " + MASK),
     # A Discord bot token anywhere: three base64url parts joined by dots.
     (re.compile(r"\b[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{20,}\b"), MASK),
+    # The password in a URL's user part: `postgresql://user:password@host`.
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@"), r"\1" + MASK + "@"),
     # Interaction and webhook tokens in URL paths.
     (re.compile(r"(/(?:webhooks|interactions)/[^/\s?#'\"]+/)[^/\s?#'\"]+"), r"\1" + MASK),
 )

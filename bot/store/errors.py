@@ -14,6 +14,22 @@ class JobNotFound(StorageError, LookupError):
     """No job has the given id."""
 
 
+class DatabaseError(StorageError):
+    """PostgreSQL refused a statement or could not be reached; the message never holds the password."""
+
+
+class IntegrityViolation(DatabaseError):
+    """A unique key or a check refused a write (PostgreSQL's counterpart of `sqlite3.IntegrityError`)."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The PostgreSQL server cannot be reached or dropped the connection: waiting may help."""
+
+
+# Whichever database runs: a write refused by a constraint, and a failure that may pass if tried again.
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, IntegrityViolation)
+PASSING_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, DatabaseUnavailable)
+
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 
 

@@ -22,6 +22,9 @@ Version 6: the language a guild's admins chose for the bot's public messages (NU
 Version 7: processes sharing one (PostgreSQL) database. Each running process has a row with its heartbeat; a job
 names the process following it (`owner`), so that the jobs of a process whose heartbeat stopped are taken over.
 Written in SQL both databases accept (times in DOUBLE PRECISION: PostgreSQL's REAL is too coarse for them).
+
+PostgreSQL databases start at version 5 (see `bot.store.pg_schema`); every version after it is one entry here,
+written in the SQL both databases share, and runs on both.
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ class PromptFilter:
             return
         await self._storage.write(
             """INSERT INTO blocked_prompt_days (guild_id, user_id, day, count) VALUES (?, ?, ?, 1)
-               ON CONFLICT (guild_id, user_id, day) DO UPDATE SET count = count + 1""",
+               ON CONFLICT (guild_id, user_id, day) DO UPDATE SET count = blocked_prompt_days.count + 1""",
             (guild_id, user_id, day_number(self._clock())),
         )
         raise PromptBlocked(matched)

@@ -24,7 +24,6 @@ the same however many jobs a server has run.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -85,9 +84,7 @@ _SNAPSHOT_SQL = f"""
     UNION ALL
     SELECT kind, target_id, images, NULL, NULL, NULL, NULL
       FROM quota_overrides
-     WHERE guild_id = :guild
-       AND ((kind = 'user' AND target_id = :user)
-            OR (kind = 'role' AND target_id IN (SELECT value FROM json_each(:roles))))
+     WHERE guild_id = :guild AND ((kind = 'user' AND target_id = :user) OR kind = 'role')
     UNION ALL
     SELECT 'user_day', day, charged, reserved, NULL, NULL, NULL
       FROM user_usage_days WHERE guild_id = :guild AND user_id = :user AND day >= :since
@@ -100,16 +97,17 @@ _SNAPSHOT_SQL = f"""
 """
 
 
-def _role_list(role_ids: Iterable[int]) -> str:
-    return json.dumps(sorted({int(role) for role in role_ids}))
+def _role_list(role_ids: Iterable[int]) -> frozenset[int]:
+    return frozenset(int(role) for role in role_ids)
 
 
-def _snapshot_parameters(guild_id: int, user_id: int, roles: str, now: float) -> dict[str, Any]:
+def _snapshot_parameters(guild_id: int, user_id: int, now: float) -> dict[str, Any]:
     since = day_number(earliest_period_start(now))
-    return {"guild": guild_id, "user": user_id, "roles": roles, "since": since}
+    return {"guild": guild_id, "user": user_id, "since": since}
 
 
-def _snapshot(rows: Iterable[Any]) -> Snapshot:
+def _snapshot(rows: Iterable[Any], roles: frozenset[int]) -> Snapshot:
+    """The rows of `_SNAPSHOT_SQL`, with the overrides of the member's `roles` only (it reads all of the guild's)."""
     guild = None
     overrides: list[Override] = []
     user_days: dict[int, tuple[int, int]] = {}
@@ -124,7 +122,7 @@ def _snapshot(rows: Iterable[Any]) -> Snapshot:
             budget_usd = a
         elif kind == "money_day":
             money_days[int(key)] = (int(a), int(b))
-        elif kind in ("user", "role"):
+        elif kind == "user" or (kind == "role" and int(key) in roles):
             overrides.append(Override(kind, int(key), a))
         elif kind == "user_day":
             user_days[int(key)] = (int(a), int(b))
@@ -161,10 +159,10 @@ class Quotas:
         self._batches = GroupCommit(storage, max_batch=max_batch)
 
     async def _read(
-        self, reader: Storage | Transaction, guild_id: int, user_id: int, roles: str, now: float
+        self, reader: Storage | Transaction, guild_id: int, user_id: int, roles: frozenset[int], now: float
     ) -> Snapshot:
-        parameters = _snapshot_parameters(guild_id, user_id, roles, now)
-        return _snapshot(await reader.fetchall(_SNAPSHOT_SQL, parameters))
+        parameters = _snapshot_parameters(guild_id, user_id, now)
+        return _snapshot(await reader.fetchall(_SNAPSHOT_SQL, parameters), roles)
 
     # what is in force
 
@@ -197,7 +195,7 @@ class Quotas:
         start, _ = periods.period_bounds(guild.period, self._clock())
         rows = await self._storage.fetchall(
             """SELECT user_id, sum(charged + reserved) AS images FROM user_usage_days
-                WHERE guild_id = ? AND day >= ? GROUP BY user_id HAVING images > 0
+                WHERE guild_id = ? AND day >= ? GROUP BY user_id HAVING sum(charged + reserved) > 0
                 ORDER BY images DESC, user_id LIMIT ?""",
             (guild_id, day_number(start), limit),
         )
@@ -223,8 +221,8 @@ class Quotas:
 
         def check_and_insert(connection: sqlite3.Connection) -> Job:  # runs on the database thread
             now = self._clock()
-            parameters = _snapshot_parameters(guild_id, user_id, roles, now)
-            snapshot = _snapshot(connection.execute(_SNAPSHOT_SQL, parameters).fetchall())
+            parameters = _snapshot_parameters(guild_id, user_id, now)
+            snapshot = _snapshot(connection.execute(_SNAPSHOT_SQL, parameters).fetchall(), roles)
             check_reservation(self._defaults, snapshot, images, now)
             check_dollars(self._defaults, snapshot, images, price, now)
             return insert_pending_job(
@@ -272,8 +270,9 @@ class Quotas:
             check_count("max_concurrent", max_concurrent, minimum=1)
         await self._storage.write(
             """INSERT INTO guilds (guild_id, quota_images, quota_period, max_concurrent) VALUES (:g, :i, :p, :m)
-               ON CONFLICT (guild_id) DO UPDATE SET quota_images = coalesce(:i, quota_images),
-                   quota_period = coalesce(:p, quota_period), max_concurrent = coalesce(:m, max_concurrent)""",
+               ON CONFLICT (guild_id) DO UPDATE SET quota_images = coalesce(:i, guilds.quota_images),
+                   quota_period = coalesce(:p, guilds.quota_period),
+                   max_concurrent = coalesce(:m, guilds.max_concurrent)""",
             {"g": guild_id, "i": images, "p": period, "m": max_concurrent},
         )
         return await self.guild_settings(guild_id)
@@ -310,7 +309,7 @@ class Quotas:
     async def _set_override(self, guild_id: int, kind: str, target_id: int, images: int | None) -> None:
         _optional_count("images", images)
         async with self._storage.transaction() as tx:
-            await tx.fetchall("INSERT OR IGNORE INTO guilds (guild_id) VALUES (?)", (guild_id,))
+            await tx.fetchall("INSERT INTO guilds (guild_id) VALUES (?) ON CONFLICT DO NOTHING", (guild_id,))
             await tx.fetchall(
                 """INSERT INTO quota_overrides (guild_id, kind, target_id, images, updated_at) VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT (guild_id, kind, target_id)
@@ -350,7 +349,7 @@ class Quotas:
         """Forget the user's usage so far (jobs still running included); the server budget keeps counting it."""
         now = self._clock()
         async with self._storage.transaction() as tx:
-            await tx.fetchall("INSERT OR IGNORE INTO guilds (guild_id) VALUES (?)", (guild_id,))
+            await tx.fetchall("INSERT INTO guilds (guild_id) VALUES (?) ON CONFLICT DO NOTHING", (guild_id,))
             await tx.fetchall(
                 """INSERT INTO usage_resets (guild_id, user_id, reset_at) VALUES (?, ?, ?)
                    ON CONFLICT (guild_id, user_id) DO UPDATE SET reset_at = excluded.reset_at""",
@@ -358,7 +357,7 @@ class Quotas:
             )
             await tx.fetchall(
                 """UPDATE jobs SET forgiven = 1
-                    WHERE guild_id = ? AND user_id = ? AND created_at <= ? AND NOT forgiven""",
+                    WHERE guild_id = ? AND user_id = ? AND created_at <= ? AND forgiven = 0""",
                 (guild_id, user_id, now),
             )
 

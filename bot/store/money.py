@@ -13,9 +13,9 @@ from bot.store.database import Storage
 
 # Actual and estimated spend of settled jobs, and what unfinished jobs hold at their quoted price.
 SPEND_COLUMNS = """
-    coalesce(sum(CASE WHEN settled AND NOT cost_estimated THEN cost_micros END), 0) AS actual,
-    coalesce(sum(CASE WHEN settled AND cost_estimated THEN coalesce(cost_micros, 0) END), 0) AS estimated,
-    coalesce(sum(CASE WHEN NOT settled THEN images_reserved * coalesce(price_micros, 0) END), 0) AS held,
+    coalesce(sum(CASE WHEN settled = 1 AND cost_estimated = 0 THEN cost_micros END), 0) AS actual,
+    coalesce(sum(CASE WHEN settled = 1 AND cost_estimated = 1 THEN coalesce(cost_micros, 0) END), 0) AS estimated,
+    coalesce(sum(CASE WHEN settled = 0 THEN images_reserved * coalesce(price_micros, 0) END), 0) AS held,
     coalesce(sum(images_charged), 0) AS images,
     count(*) AS jobs
 """
@@ -58,8 +58,9 @@ class MoneyStore:
     async def top_spenders(self, guild_id: int, since: float, limit: int = 10) -> list[Spender]:
         """Members by dollars spent (actual plus estimated) since `since`, biggest first."""
         rows = await self._storage.fetchall(
-            f"""SELECT user_id, {SPEND_COLUMNS} FROM jobs WHERE guild_id = ? AND created_at >= ?
-                 GROUP BY user_id HAVING actual + estimated + held > 0 OR images > 0
+            f"""SELECT * FROM (SELECT user_id, {SPEND_COLUMNS} FROM jobs WHERE guild_id = ? AND created_at >= ?
+                                GROUP BY user_id) AS spenders
+                 WHERE actual + estimated + held > 0 OR images > 0
                  ORDER BY actual + estimated DESC, images DESC, user_id LIMIT ?""",
             (guild_id, since, limit),
         )

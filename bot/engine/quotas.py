@@ -122,8 +122,9 @@ def _snapshot(rows: Iterable[Any], roles: frozenset[int]) -> Snapshot:
             budget_usd = a
         elif kind == "money_day":
             money_days[int(key)] = (int(a), int(b))
-        elif kind == "user" or (kind == "role" and int(key) in roles):
-            overrides.append(Override(kind, int(key), a))
+        elif kind in ("user", "role"):
+            if kind == "user" or int(key) in roles:
+                overrides.append(Override(kind, int(key), a))
         elif kind == "user_day":
             user_days[int(key)] = (int(a), int(b))
         elif kind == "guild_day":

@@ -1,108 +1,100 @@
-"""The SQLite database: connection, jobs and meta values.
+"""The database: SQLite (a file, the default) or PostgreSQL (`DATABASE_URL`), its jobs and meta values.
 
-One file at `DATABASE_PATH`, created on first start, in WAL mode (readers never wait for the
-writer) with foreign keys on and a busy time-out, so that two processes can share it. The schema
-is upgraded in place on open (see `bot.store.migrations`).
-
-The connection runs in autocommit mode: a single statement is its own transaction, and multi-statement
-writes go through `transaction()` (`BEGIN IMMEDIATE`, so the write lock is taken before anything is
-read). A job's state is written only by `bot.store.job_states`, in compare-and-set statements. Writes on one
-connection are serialised by a lock so a statement never lands inside another task's transaction.
-Reads use `execute_fetchall`, which runs and drains a statement in one step, so no cursor stays open.
+`Storage.open` takes a file path (SQLite, see `bot.store.sqlite`) or a `postgresql://` URL (see
+`bot.store.postgres`); either way the schema is upgraded on open and the same statements run on both (written in
+the SQL they share, see `bot.store.sql`). A job's state is written only by `bot.store.job_states`, in
+compare-and-set statements.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
 from bot.domain.job import JOB_COLUMNS, Job
 from bot.domain.job_state import JobState
-from bot.store import job_states
+from bot.store import job_states, pg_schema
+from bot.store.dburl import is_postgres_url, mask_url
 from bot.store.errors import JobNotFound, StorageError, storage_failure
-from bot.store.migrations import LATEST_VERSION, UNFINISHED_SQL, NewerSchema, upgrade
+from bot.store.migrations import LATEST_VERSION, UNFINISHED_SQL, NewerSchema
+from bot.store.postgres import PostgresDatabase
+from bot.store.rows import Row
+from bot.store.sqlite import SqliteDatabase
 from bot.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Dialect = Literal["sqlite", "postgresql"]
 
 
 _REPLY_FIELDS = ("interaction_token", "application_id", "token_created_at", "reply_message_id", "reply_channel_id")
 
 
 class Storage:
-    """The open database. Create with `await Storage.open(path)`; `await close()` when done."""
+    """The open database. Create with `await Storage.open(path or URL)`; `await close()` when done."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path, clock: Callable[[], float]) -> None:
-        self._db = db
-        self._path = path
+    def __init__(self, backend: SqliteDatabase | PostgresDatabase, clock: Callable[[], float]) -> None:
+        self._backend = backend
         self._clock = clock
-        self._write_lock = asyncio.Lock()
         self.owner: str | None = None  # the process that takes the jobs it submits (see bot.store.leases)
 
     def __repr__(self) -> str:
-        return f"Storage({str(self._path)!r})"
+        return f"Storage({self.location!r})"
 
     @classmethod
     async def open(
-        cls, path: str | Path, *, busy_timeout: float = 5.0, clock: Callable[[], float] = time.time
+        cls, target: str | Path, *, busy_timeout: float = 5.0, clock: Callable[[], float] = time.time
     ) -> Storage:
-        """Open (creating if needed) and upgrade the database. Raises `StorageError` with a clear message."""
-        if busy_timeout < 0:
-            raise ValueError("busy_timeout must be >= 0 seconds")
-        path = Path(path)
-        try:
-            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"The database folder {path.parent} cannot be created: {exc.strerror}.") from None
-        try:
-            db = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StorageError(f"The database {path} cannot be opened: {exc}.") from None
-        db.row_factory = aiosqlite.Row
-        try:
-            await _configure(db, busy_timeout)
-            found, now = await upgrade(db)
-            await _check_writable(db)
-        except NewerSchema as exc:
-            await db.close()
-            raise StorageError(
-                f"The database {path} was written by a newer release of seedream-bot (schema version {exc.found}; "
-                f"this release knows up to version {exc.latest}). Upgrade seedream-bot, or set DATABASE_PATH "
-                "to another file."
-            ) from None
-        except sqlite3.DatabaseError as exc:
-            await db.close()
-            hint = " Is it an SQLite database?" if "not a database" in str(exc) else ""
-            if "readonly" in str(exc):
-                hint = " Let the bot's user write the file and its folder."
-            raise StorageError(f"The database {path} cannot be used: {exc}.{hint}") from None
-        except BaseException:
-            await db.close()
-            raise
-        if found != now:
-            log.info("database %s upgraded from schema version %d to %d", path, found, now)
-        return cls(db, path, clock)
+        """Open (creating if needed) and upgrade the database. Raises `StorageError` with a clear message.
+
+        `target`: an SQLite file's path, or a `postgresql://` URL (the database must exist; its tables are made).
+        """
+        if is_postgres_url(target):
+            return cls(await _open_postgres(str(target)), clock)
+        return cls(await SqliteDatabase.open(Path(target), busy_timeout=busy_timeout), clock)
 
     async def close(self) -> None:
-        await self._db.close()
+        await self._backend.close()
+
+    @property
+    def dialect(self) -> Dialect:
+        return "sqlite" if isinstance(self._backend, SqliteDatabase) else "postgresql"
+
+    @property
+    def location(self) -> str:
+        """The file, or the URL with its password masked: fit for messages."""
+        if isinstance(self._backend, SqliteDatabase):
+            return str(self._backend.path)
+        return mask_url(self._backend.url)
+
+    @property
+    def sqlite(self) -> SqliteDatabase:
+        """The SQLite file (only where the database is one; see `dialect`)."""
+        if not isinstance(self._backend, SqliteDatabase):
+            raise TypeError("this storage is PostgreSQL, not an SQLite file")
+        return self._backend
+
+    @property
+    def postgres(self) -> PostgresDatabase:
+        """The PostgreSQL pool (only where the database is one; see `dialect`)."""
+        if not isinstance(self._backend, PostgresDatabase):
+            raise TypeError("this storage is an SQLite file, not PostgreSQL")
+        return self._backend
 
     @property
     def db(self) -> aiosqlite.Connection:
-        return self._db
+        return self.sqlite.db
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self.sqlite.path
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -110,57 +102,27 @@ class Storage:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """`BEGIN IMMEDIATE` … `COMMIT`, or `ROLLBACK` if the block raises."""
-        async with self._write_lock:
-            await self._db.execute_fetchall("BEGIN IMMEDIATE")
-            try:
-                yield Transaction(self._db)
-                await self._db.execute_fetchall("COMMIT")
-            except BaseException:
-                # Shielded: a cancelled task must still end its transaction before the lock is released.
-                await asyncio.shield(self._rollback())
-                raise
+        """One transaction: `COMMIT` at the end of the block, `ROLLBACK` if it raises.
 
-    async def _rollback(self) -> None:
-        """End the open transaction; a failure here never hides the error that caused the rollback."""
-        try:
-            await self._db.execute_fetchall("ROLLBACK")
-        except sqlite3.Error as exc:
-            # After a full disk or an I/O error SQLite may have rolled back already ("no transaction is active").
-            log.debug("ROLLBACK failed (%s); the transaction had already ended", exc)
+        On SQLite it is `BEGIN IMMEDIATE` (the write lock is taken before anything is read); on PostgreSQL it is
+        READ COMMITTED, so a block that must not race another process takes a lock first (see `Quotas.reserve`).
+        """
+        async with self._backend.transaction() as tx:
+            yield tx
 
     async def run_transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """Run the blocking `body(connection)` between `BEGIN IMMEDIATE` and `COMMIT` (`ROLLBACK` if it raises).
+        """SQLite only: the blocking `body(connection)` in one transaction on the database thread."""
+        return await self.sqlite.run_transaction(body)
 
-        It runs on the database's own thread in one step, so a batch of statements pays for one hand-over
-        between the event loop and that thread instead of one per statement. Nothing else runs on the
-        connection meanwhile (the thread does one thing at a time).
-        """
-
-        def run(connection: sqlite3.Connection) -> T:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                result = body(connection)
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-            return result
-
-        async with self._write_lock:
-            # aiosqlite has no public call for this: `_execute` queues a function for its connection thread.
-            result: T = await self._db._execute(run, self._db._conn)  # type: ignore[no-untyped-call]
-            return result
-
-    async def write(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+    async def write(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[Row]:
         """Run one writing statement (its own transaction) and return its rows (from `RETURNING`)."""
-        async with self._write_lock:
-            return list(await self._db.execute_fetchall(sql, parameters))
+        if isinstance(self._backend, SqliteDatabase):
+            return await self._backend.write(sql, parameters)
+        return await self._backend.fetchall(sql, parameters)
 
-    async def fetchall(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[Row]:
         """Run one reading statement and return all its rows."""
-        return list(await self._db.execute_fetchall(sql, parameters))
+        return await self._backend.fetchall(sql, parameters)
 
     async def _job_or_raise(self, job_id: str) -> Job:
         job = await self.get_job(job_id)
@@ -275,38 +237,23 @@ class Storage:
         )
 
 
-async def _switch_to_wal(db: aiosqlite.Connection, busy_timeout: float) -> list[sqlite3.Row]:
-    # Switching the journal mode does not wait on the busy handler: when another process is creating the
-    # same file at that moment SQLite answers "database is locked" at once, so wait for it here.
-    deadline = time.monotonic() + busy_timeout
-    while True:
-        try:
-            return list(await db.execute_fetchall("PRAGMA journal_mode = WAL"))
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.01)
-
-
-async def _check_writable(db: aiosqlite.Connection) -> None:
-    """A write that is rolled back: a read-only file fails here, at start, not at the first command."""
-    await db.execute_fetchall("BEGIN IMMEDIATE")
+async def _open_postgres(url: str) -> PostgresDatabase:
+    database = await PostgresDatabase.connect(url)
     try:
-        await db.execute_fetchall("INSERT OR REPLACE INTO meta (key, value) VALUES ('write_check', '')")
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            await db.execute_fetchall("ROLLBACK")
-
-
-async def _configure(db: aiosqlite.Connection, busy_timeout: float) -> None:
-    await db.execute_fetchall(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    rows = await _switch_to_wal(db, busy_timeout)
-    mode = next(iter(rows))[0]
-    if mode != "wal":
-        log.warning("the database could not switch to WAL mode (it is in %s mode)", mode)
-    await db.execute_fetchall("PRAGMA foreign_keys = ON")
-    # In WAL mode NORMAL is safe from corruption; a power cut may lose only the last commits.
-    await db.execute_fetchall("PRAGMA synchronous = NORMAL")
+        found, now = await pg_schema.upgrade(database)
+    except NewerSchema as exc:
+        await database.close()
+        raise StorageError(
+            f"The database {mask_url(url)} was written by a newer release of seedream-bot (schema version "
+            f"{exc.found}; this release knows up to version {exc.latest}). Upgrade seedream-bot, or set DATABASE_URL "
+            "to another database."
+        ) from None
+    except BaseException:
+        await database.close()
+        raise
+    if found != now:
+        log.info("database %s upgraded from schema version %d to %d", mask_url(url), found, now)
+    return database
 
 
 __all__ = ["LATEST_VERSION", "Job", "JobNotFound", "Storage", "StorageError", "storage_failure"]

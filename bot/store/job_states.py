@@ -154,7 +154,7 @@ async def finish_job(
                     settled = 1, queue_position = NULL, error = coalesce(:error, error),
                     updated_at = :now, finished_at = :now,
                     cost_micros = coalesce(cost_micros, :billable * price_micros),
-                    cost_estimated = (cost_micros IS NULL)
+                    cost_estimated = CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END
                 WHERE id = :id AND state = :old AND settled = 0 RETURNING {JOB_COLUMNS}""",
             {
                 "final": final.value,

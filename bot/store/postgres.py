@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -72,12 +72,12 @@ class PgConnection:
         self._connection = connection
         self._url = url
 
-    async def fetchall(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+    async def fetchall(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[Row]:
         text, values = numbered(sql, parameters)
         rows: list[Row] = await _guarded(self._url, self._connection.fetch(text, *values))
         return rows
 
-    async def fetchone(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> Row | None:
+    async def fetchone(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> Row | None:
         rows = await self.fetchall(sql, parameters)
         return rows[0] if rows else None
 
@@ -126,7 +126,7 @@ class PostgresDatabase:
         finally:
             await self._pool.release(acquired)
 
-    async def fetchall(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+    async def fetchall(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[Row]:
         async with self.connection() as connection:
             return await connection.fetchall(sql, parameters)
 

@@ -8,7 +8,7 @@ PostgreSQL `numbered` rewrites them, leaving string literals, quoted names, comm
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -53,7 +53,7 @@ def _parse(sql: str) -> tuple[str, tuple[str, ...] | int]:
     return text, tuple(names) if names else positional
 
 
-def numbered(sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> tuple[str, list[Any]]:
+def numbered(sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> tuple[str, list[Any]]:
     """The statement with `$n` placeholders and its arguments in that order."""
     text, shape = _parse(sql)
     if isinstance(shape, int):

@@ -1,23 +1,16 @@
-"""An open write transaction on the jobs database (obtained from `Storage.transaction()`)."""
+"""An open transaction on the jobs database, SQLite's or PostgreSQL's (obtained from `Storage.transaction()`)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-import aiosqlite
+from bot.store.rows import Row
 
 
-class Transaction:
-    """An open `BEGIN IMMEDIATE` transaction; obtained from `Storage.transaction()`."""
+class Transaction(Protocol):
+    """An open transaction, on either database; obtained from `Storage.transaction()`."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
+    async def fetchall(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[Row]: ...
 
-    async def fetchall(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
-        return list(await self.db.execute_fetchall(sql, parameters))
-
-    async def fetchone(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> sqlite3.Row | None:
-        rows = await self.fetchall(sql, parameters)
-        return rows[0] if rows else None
+    async def fetchone(self, sql: str, parameters: Iterable[Any] | Mapping[str, Any] = ()) -> Row | None: ...

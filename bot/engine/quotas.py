@@ -15,18 +15,20 @@ still running. A reservation belongs to the period its job was created in. The s
 every job of the guild and ignores per-user resets: it tracks what the server spends.
 
 `reserve` checks the concurrency cap, the user's limit and the server budget and inserts the job in
-one `BEGIN IMMEDIATE` transaction, so a burst of commands, even from two processes, cannot overspend.
-Reservations arriving together share that transaction (see `bot.store.group_commit`). Usage is read from
+one transaction, so a burst of commands, even from several processes, cannot overspend. On SQLite it is a
+`BEGIN IMMEDIATE` transaction, which reservations arriving together share (see `bot.store.group_commit`); on
+PostgreSQL each reservation has its own, holding the guild's quota lock (an advisory lock) from its first read to
+its commit. Usage is read from
 per-day counters that triggers keep in step with the jobs (see `bot.store.migrations`), so a check costs
 the same however many jobs a server has run.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from bot.domain import periods
@@ -38,20 +40,18 @@ from bot.domain.quota_policy import (
     Limit,
     Override,
     QuotaDefaults,
-    Snapshot,
     Usage,
     check_count,
     day_number,
-    earliest_period_start,
     effective_limit,
     guild_quota,
     usage,
 )
+from bot.engine.quota_snapshot import SNAPSHOT_SQL, read_snapshot, role_list, snapshot_of, snapshot_parameters
 from bot.engine.refusals import QuotaRefused, check_dollars, check_reservation
 from bot.store.database import Job, Storage
 from bot.store.group_commit import GroupCommit
-from bot.store.job_states import insert_pending_job
-from bot.store.migrations import UNFINISHED_SQL
+from bot.store.job_states import insert_pending, insert_pending_job
 from bot.store.transaction import Transaction
 
 __all__ = [
@@ -62,78 +62,6 @@ __all__ = [
     "Quotas",
     "Usage",
 ]
-
-
-# One statement, one round trip: every row is (kind, id, a, b, c, p, q), meaning by kind:
-#   guild       -, quota_images, max_concurrent, budget_images, quota_period, budget_period
-#   money       -, budget_usd_micros
-#   money_day   day, spent micro-dollars, held micro-dollars   (the server's)
-#   user, role  target id, images (NULL: unlimited)
-#   user_day    day, charged, reserved   (the member's counters, from the earliest period start on)
-#   guild_day   day, charged, reserved   (the server's counters)
-#   unfinished  -, the member's unfinished jobs in this guild
-_SNAPSHOT_SQL = f"""
-    SELECT 'guild' AS kind, NULL AS id, quota_images AS a, max_concurrent AS b, budget_images AS c,
-           quota_period AS p, budget_period AS q
-      FROM guilds WHERE guild_id = :guild
-    UNION ALL
-    SELECT 'money', NULL, budget_usd_micros, NULL, NULL, NULL, NULL FROM guilds WHERE guild_id = :guild
-    UNION ALL
-    SELECT 'money_day', day, spent_micros, held_micros, NULL, NULL, NULL
-      FROM guild_usage_days WHERE guild_id = :guild AND day >= :since
-    UNION ALL
-    SELECT kind, target_id, images, NULL, NULL, NULL, NULL
-      FROM quota_overrides
-     WHERE guild_id = :guild AND ((kind = 'user' AND target_id = :user) OR kind = 'role')
-    UNION ALL
-    SELECT 'user_day', day, charged, reserved, NULL, NULL, NULL
-      FROM user_usage_days WHERE guild_id = :guild AND user_id = :user AND day >= :since
-    UNION ALL
-    SELECT 'guild_day', day, charged, reserved, NULL, NULL, NULL
-      FROM guild_usage_days WHERE guild_id = :guild AND day >= :since
-    UNION ALL
-    SELECT 'unfinished', NULL, count(*), NULL, NULL, NULL, NULL
-      FROM jobs WHERE guild_id = :guild AND user_id = :user AND {UNFINISHED_SQL}
-"""
-
-
-def _role_list(role_ids: Iterable[int]) -> frozenset[int]:
-    return frozenset(int(role) for role in role_ids)
-
-
-def _snapshot_parameters(guild_id: int, user_id: int, now: float) -> dict[str, Any]:
-    since = day_number(earliest_period_start(now))
-    return {"guild": guild_id, "user": user_id, "since": since}
-
-
-def _snapshot(rows: Iterable[Any], roles: frozenset[int]) -> Snapshot:
-    """The rows of `_SNAPSHOT_SQL`, with the overrides of the member's `roles` only (it reads all of the guild's)."""
-    guild = None
-    overrides: list[Override] = []
-    user_days: dict[int, tuple[int, int]] = {}
-    guild_days: dict[int, tuple[int, int]] = {}
-    money_days: dict[int, tuple[int, int]] = {}
-    budget_usd = None
-    unfinished = 0
-    for kind, key, a, b, c, p, q in rows:
-        if kind == "guild":
-            guild = GuildRow(images=a, max_concurrent=b, budget_images=c, period=p, budget_period=q)
-        elif kind == "money":
-            budget_usd = a
-        elif kind == "money_day":
-            money_days[int(key)] = (int(a), int(b))
-        elif kind in ("user", "role"):
-            if kind == "user" or int(key) in roles:
-                overrides.append(Override(kind, int(key), a))
-        elif kind == "user_day":
-            user_days[int(key)] = (int(a), int(b))
-        elif kind == "guild_day":
-            guild_days[int(key)] = (int(a), int(b))
-        else:
-            unfinished = int(a)
-    if guild is not None:
-        guild = dataclasses.replace(guild, budget_usd_micros=budget_usd)
-    return Snapshot(guild, overrides, user_days, guild_days, unfinished, money_days)
 
 
 class Quotas:
@@ -158,24 +86,19 @@ class Quotas:
         self._clock = clock
         self._price = price_per_image
         self._batches = GroupCommit(storage, max_batch=max_batch)
-
-    async def _read(
-        self, reader: Storage | Transaction, guild_id: int, user_id: int, roles: frozenset[int], now: float
-    ) -> Snapshot:
-        parameters = _snapshot_parameters(guild_id, user_id, now)
-        return _snapshot(await reader.fetchall(_SNAPSHOT_SQL, parameters), roles)
+        self._undoing: set[asyncio.Task[None]] = set()
 
     # what is in force
 
     async def effective_limit(self, guild_id: int, user_id: int, role_ids: Iterable[int] = ()) -> Limit:
         """The limit in force for this member, and where it comes from."""
-        snapshot = await self._read(self._storage, guild_id, user_id, _role_list(role_ids), self._clock())
+        snapshot = await read_snapshot(self._storage, guild_id, user_id, role_list(role_ids), self._clock())
         return effective_limit(guild_quota(self._defaults, snapshot.guild), snapshot.overrides)
 
     async def usage(self, guild_id: int, user_id: int, role_ids: Iterable[int] = ()) -> Usage:
         """This member's usage in the current period, against their limit."""
         now = self._clock()
-        snapshot = await self._read(self._storage, guild_id, user_id, _role_list(role_ids), now)
+        snapshot = await read_snapshot(self._storage, guild_id, user_id, role_list(role_ids), now)
         limit = effective_limit(guild_quota(self._defaults, snapshot.guild), snapshot.overrides)
         return usage(limit, snapshot, now)
 
@@ -217,13 +140,13 @@ class Quotas:
         """Check every limit and insert a pending job holding `images`, atomically. Raises `QuotaRefused`."""
         check_count("images", images, minimum=1)
         stored_options = options_json(options)
-        roles = _role_list(role_ids)
+        roles = role_list(role_ids)
         price = self._price()
 
         def check_and_insert(connection: sqlite3.Connection) -> Job:  # runs on the database thread
             now = self._clock()
-            parameters = _snapshot_parameters(guild_id, user_id, now)
-            snapshot = _snapshot(connection.execute(_SNAPSHOT_SQL, parameters).fetchall(), roles)
+            parameters = snapshot_parameters(guild_id, user_id, now)
+            snapshot = snapshot_of(connection.execute(SNAPSHOT_SQL, parameters).fetchall(), roles)
             check_reservation(self._defaults, snapshot, images, now)
             check_dollars(self._defaults, snapshot, images, price, now)
             return insert_pending_job(
@@ -237,7 +160,50 @@ class Quotas:
                 price_micros=price,
             )
 
-        return await self._batches.run_sync(check_and_insert, clean=(QuotaRefused,), on_abandoned=self._give_back)
+        if self._storage.dialect == "sqlite":
+            return await self._batches.run_sync(check_and_insert, clean=(QuotaRefused,), on_abandoned=self._give_back)
+
+        async def check_and_insert_locked(tx: Transaction) -> Job:
+            # The guild's quota lock, held to the commit: no other reservation in this guild, from any process,
+            # reads the usage until this one's job is in it.
+            await tx.fetchall("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (f"seedream-quota:{guild_id}",))
+            now = self._clock()
+            snapshot = await read_snapshot(tx, guild_id, user_id, roles, now)
+            check_reservation(self._defaults, snapshot, images, now)
+            check_dollars(self._defaults, snapshot, images, price, now)
+            return await insert_pending(
+                tx,
+                guild_id=guild_id,
+                channel_id=channel_id,
+                user_id=user_id,
+                options_json=stored_options,
+                images=images,
+                now=now,
+                price_micros=price,
+            )
+
+        return await self._in_own_transaction(check_and_insert_locked)
+
+    async def _in_own_transaction(self, body: Callable[[Transaction], Awaitable[Job]]) -> Job:
+        """Run `body` in a transaction of its own; if the caller leaves once it has committed, give the job back."""
+
+        async def run() -> Job:
+            async with self._storage.transaction() as tx:
+                return await body(tx)
+
+        task = asyncio.create_task(run())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._give_back_when_done)
+            raise
+
+    def _give_back_when_done(self, task: asyncio.Task[Job]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        undo = asyncio.create_task(self._give_back(task.result()))
+        self._undoing.add(undo)
+        undo.add_done_callback(self._undoing.discard)
 
     async def _give_back(self, job: Job) -> None:
         """The caller of `reserve` was cancelled after its job was committed: release the reservation."""

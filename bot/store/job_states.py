@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from bot.domain.job import JOB_COLUMNS, Job, new_job_id
 from bot.domain.job_state import IllegalTransition, JobState, check_transition
-from bot.store.errors import JobNotFound, StorageError
+from bot.store.errors import INTEGRITY_ERRORS, JobNotFound, StorageError
+from bot.store.transaction import Transaction
 
 if TYPE_CHECKING:
     from bot.store.database import Storage
@@ -45,6 +46,34 @@ def insert_pending_job(
                 raise
             continue
         return Job.from_row(row)
+
+
+_INSERT_PENDING_ONCE_SQL = _INSERT_PENDING_SQL.replace("RETURNING", "ON CONFLICT (id) DO NOTHING RETURNING")
+
+
+async def insert_pending(
+    tx: Transaction,
+    *,
+    guild_id: int,
+    channel_id: int,
+    user_id: int,
+    options_json: str,
+    images: int,
+    now: float,
+    price_micros: int | None = None,
+) -> Job:
+    """`insert_pending_job` inside an open transaction, on either database.
+
+    An id already taken inserts nothing (rather than failing, which would end a PostgreSQL transaction): another
+    id is drawn.
+    """
+    while True:
+        row = await tx.fetchone(
+            _INSERT_PENDING_ONCE_SQL,
+            (new_job_id(), guild_id, channel_id, user_id, options_json, images, now, now, price_micros),
+        )
+        if row is not None:
+            return Job.from_row(row)
 
 
 async def _job_or_raise(storage: Storage, job_id: str) -> Job:
@@ -82,7 +111,7 @@ async def set_request_id(storage: Storage, job_id: str, request_id: str) -> Job:
                 WHERE id = ? AND state = '{JobState.PENDING}' RETURNING {JOB_COLUMNS}""",
             (request_id, storage.clock(), job_id),
         )
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         raise StorageError(f"The request id {request_id!r} already belongs to another job.") from None
     if rows:
         return Job.from_row(rows[0])

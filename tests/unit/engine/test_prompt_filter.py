@@ -13,9 +13,15 @@ from bot.domain.seedream import ValidationError
 from bot.engine import prompt_filter
 from bot.engine.jobs import JobService
 from bot.engine.prompt_filter import MAX_TERMS, PromptBlocked, PromptFilter, TermError, find_blocked, parse_term
+from tests.fixtures.postgres import BACKENDS
 from tests.fixtures.storage import CHANNEL_ID, GUILD_ID, USER_ID
 
 OTHER_GUILD, OTHER_USER = GUILD_ID + 1, USER_ID + 1
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.mark.parametrize(

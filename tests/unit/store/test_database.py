@@ -11,6 +11,7 @@ import pytest
 from bot.domain.job_state import TERMINAL_STATES, IllegalTransition, JobState, can_transition, check_transition
 from bot.store.database import JobNotFound, Storage, StorageError
 from bot.store.group_commit import GroupCommit
+from tests.fixtures.postgres import SQLITE_ONLY
 from tests.fixtures.storage import CHANNEL_ID, GUILD_ID, USER_ID
 
 S = JobState
@@ -58,10 +59,10 @@ async def test_reserved_job_starts_pending_with_a_short_hex_id(reserve_job, stor
     assert await storage.get_job("000000000000") is None
 
 
-async def test_jobs_survive_closing_and_reopening(reserve_job, storage: Storage, database_path) -> None:
+async def test_jobs_survive_closing_and_reopening(reserve_job, storage: Storage, database_url) -> None:
     job = await reserve_job()
     await storage.set_request_id(job.id, "req-1")
-    reopened = await Storage.open(database_path)
+    reopened = await Storage.open(database_url)
     try:
         again = await reopened.job_by_request_id("req-1")
         assert again is not None and again.id == job.id and again.state is S.SUBMITTED
@@ -169,11 +170,11 @@ async def test_unsuccessful_jobs_are_refunded_in_full(reserve_job, storage: Stor
     assert (usage.used, usage.reserved, usage.remaining) == (0, 0, 30)
 
 
-async def test_concurrent_finishes_from_two_connections_settle_once(reserve_job, storage, database_path) -> None:
+async def test_concurrent_finishes_from_two_connections_settle_once(reserve_job, storage, database_url) -> None:
     job = await reserve_job(5)
     await storage.set_request_id(job.id, "r")
     await storage.transition(job.id, S.DELIVERING)
-    other = await Storage.open(database_path)
+    other = await Storage.open(database_url)
     try:
         results = await asyncio.gather(
             *(
@@ -259,6 +260,7 @@ async def test_a_failed_transaction_leaves_nothing(storage: Storage) -> None:
 # group commit
 
 
+@SQLITE_ONLY
 async def test_group_commit_runs_a_burst_in_one_transaction_and_isolates_failures(storage: Storage) -> None:
     batches = GroupCommit(storage)
     calls: dict[str, int] = {}
@@ -285,6 +287,7 @@ async def test_group_commit_runs_a_burst_in_one_transaction_and_isolates_failure
     assert calls["a"] == 2 and calls["c"] == 1  # "a" ran again after the batch with "c" rolled back
 
 
+@SQLITE_ONLY
 async def test_group_commit_skips_operations_whose_caller_left(storage: Storage) -> None:
     batches = GroupCommit(storage)
     ran = []
@@ -302,6 +305,7 @@ async def test_group_commit_skips_operations_whose_caller_left(storage: Storage)
     assert ran == []
 
 
+@SQLITE_ONLY
 async def test_blocking_group_commit_runs_a_burst_in_one_step_and_isolates_failures(storage: Storage) -> None:
     batches = GroupCommit(storage)
     calls: dict[str, int] = {}
@@ -338,6 +342,7 @@ async def test_blocking_group_commit_runs_a_burst_in_one_step_and_isolates_failu
     assert len(steps) == 2
 
 
+@SQLITE_ONLY
 async def test_run_transaction_rolls_back_when_its_body_raises(storage: Storage) -> None:
     def body(connection):
         connection.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")

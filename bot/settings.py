@@ -54,6 +54,11 @@ class Settings:
     download_timeout_seconds: float = 120.0
     status_edit_interval_seconds: float = 2.0
     price_per_image_usd_micros: int = 30_000  # PRICE_PER_IMAGE_USD, used while RunComfy quotes no usable price
+
+    @property
+    def database(self) -> str | Path:
+        """What `Storage.open` takes: DATABASE_URL if set (PostgreSQL), else DATABASE_PATH (SQLite)."""
+        return self.database_url or self.database_path
     shard_count: int | None = None  # None: as many shards as Discord recommends, all in this process
     shard_ids: tuple[int, ...] | None = None  # None: every shard of shard_count
     sync_commands: str = "auto"  # auto: the process running shard 0 syncs
@@ -233,10 +238,7 @@ def load_settings(
         raise SettingsError("POLL_MAX_INTERVAL_SECONDS is invalid: expected a number >= POLL_INTERVAL_SECONDS.")
     _check_shards(settings)
     if create_dirs:
-        folders = [settings.heartbeat_path]
-        if not settings.database_url:
-            folders.insert(0, settings.database_path)
-        for path in folders:
+        for path in (settings.database_path, settings.heartbeat_path):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

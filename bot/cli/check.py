@@ -1,8 +1,9 @@
-"""`seedream-bot check`: are the settings valid, the data folder writable, and both tokens accepted?
+"""`seedream-bot check`: are the settings valid, the database usable, and both tokens accepted?
 
 Prints one line per check (`ok   settings`, `FAIL discord: token rejected (401) ...`, `skip ...`) and exits 0 only
-if every check passed. Nothing is spent: Discord is asked who the bot is, RunComfy the status of a job that
-cannot exist, and the model's price (a free call) is read. No token is ever printed.
+if every check passed. The database is the SQLite file's folder (writable?), or with DATABASE_URL the PostgreSQL
+database (reachable? which schema version?). Nothing is spent: Discord is asked who the bot is, RunComfy the
+status of a job that cannot exist, and the model's price (a free call) is read. No token is ever printed.
 """
 
 from __future__ import annotations
@@ -195,9 +196,16 @@ async def run_checks(environ: Mapping[str, str] | None = None) -> list[CheckResu
         reason = "the settings above must be fixed first"
         names = ("database folder", "discord", "runcomfy", "price")
         return [settings_result, *(CheckResult(n, None, reason) for n in names)]
-    folders = [asyncio.to_thread(check_folder, "database folder", settings.database_path)]
-    if settings.heartbeat_path.parent != settings.database_path.parent:
+    folders: list[Awaitable[CheckResult]]
+    if settings.database_url:
+        from bot.cli.check_database import check_postgres
+
+        folders = [check_postgres(settings.database_url)]
         folders.append(asyncio.to_thread(check_folder, "heartbeat folder", settings.heartbeat_path))
+    else:
+        folders = [asyncio.to_thread(check_folder, "database folder", settings.database_path)]
+        if settings.heartbeat_path.parent != settings.database_path.parent:
+            folders.append(asyncio.to_thread(check_folder, "heartbeat folder", settings.heartbeat_path))
     discord = (
         check_discord(settings.discord_token, settings.discord_api_base_url)
         if settings.discord_token

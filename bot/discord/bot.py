@@ -148,7 +148,7 @@ class SeedreamBot(commands.AutoShardedBot):
         """Open storage, the RunComfy client and the job tracker (services injected at construction are kept)."""
         settings = self.settings
         if self._given_storage is None:
-            self.storage = await Storage.open(settings.database_path)
+            self.storage = await Storage.open(settings.database)
             self._closers.append(self.storage.close)
         else:
             self.storage = self._given_storage

@@ -59,14 +59,16 @@ async def run_bot(settings: Settings, bot_factory: BotFactory = SeedreamBot) -> 
     The database is locked and opened before logging in to Discord: a database that is held by another
     bot, or cannot be used, stops the start with one line (exit 2).
     """
-    try:
-        lock = await asyncio.to_thread(DatabaseLock.acquire, settings.database_path)
-    except (DatabaseLocked, DatabaseLockError) as exc:
-        print(f"seedream-bot: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE_DATABASE
+    lock = None
+    if not settings.database_url:  # one bot per SQLite file; on PostgreSQL several processes may share the database
+        try:
+            lock = await asyncio.to_thread(DatabaseLock.acquire, settings.database_path)
+        except (DatabaseLocked, DatabaseLockError) as exc:
+            print(f"seedream-bot: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE_DATABASE
     try:
         try:
-            storage = await Storage.open(settings.database_path)
+            storage = await Storage.open(settings.database)
         except StorageError as exc:
             print(f"seedream-bot: {exc}", file=sys.stderr)
             return EXIT_UNUSABLE_DATABASE
@@ -75,7 +77,8 @@ async def run_bot(settings: Settings, bot_factory: BotFactory = SeedreamBot) -> 
         finally:
             await storage.close()
     finally:
-        await asyncio.to_thread(lock.release)
+        if lock is not None:
+            await asyncio.to_thread(lock.release)
 
 
 async def _run_with_storage(settings: Settings, bot_factory: BotFactory, storage: Storage) -> int:

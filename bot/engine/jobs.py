@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -29,6 +28,7 @@ from bot.runcomfy.client import (
 )
 from bot.runcomfy.errors import ErrorKind
 from bot.store.database import Job, Storage
+from bot.store.errors import PASSING_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class JobService:
         while True:
             try:
                 return await self.storage.set_request_id(job.id, request_id)
-            except sqlite3.OperationalError as exc:
+            except PASSING_ERRORS as exc:
                 if time.monotonic() + pause > deadline:
                     raise
                 for_job(log, job).error(

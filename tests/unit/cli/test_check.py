@@ -226,3 +226,36 @@ def test_result_lines():
     assert CheckResult("settings", True).line() == "ok   settings"
     assert CheckResult("discord", False, "token rejected (401)").line() == "FAIL discord: token rejected (401)"
     assert CheckResult("runcomfy", None, "RUNCOMFY_API_TOKEN is not set").line().startswith("skip runcomfy: ")
+
+
+async def test_command_with_database_url_checks_postgresql_and_its_schema(fakes, tmp_path, postgres_url):
+    from bot.store.database import Storage
+
+    env = environment(fakes, tmp_path, DATABASE_URL=postgres_url)
+    code, out, err = await run_check_command(tmp_path, env)
+    assert code == 0, out + err
+    masked = postgres_url  # no password in the test cluster's socket URL
+    empty = "reachable and empty; the bot makes its tables on first start"
+    assert out.splitlines()[1] == f"ok   database: {masked}: {empty}"
+    storage = await Storage.open(postgres_url)
+    try:
+        code, out, err = await run_check_command(tmp_path, env)
+        assert code == 0 and out.splitlines()[1] == f"ok   database: {masked}: schema version 5 (current)"
+        await storage.write("UPDATE schema_version SET version = 99")
+    finally:
+        await storage.close()
+    code, out, err = await run_check_command(tmp_path, env)
+    assert code == 1 and out.splitlines()[1] == (
+        f"FAIL database: {masked}: schema version 99 is newer than this release knows (5): upgrade seedream-bot"
+    )
+
+
+async def test_a_refused_postgresql_login_fails_the_check_without_showing_the_password(postgres_cluster):
+    from bot.cli.check_database import check_postgres
+    from tests.fixtures.postgres import PASSWORD
+
+    result = await check_postgres(postgres_cluster.tcp_url(password="Wrong-" + PASSWORD))
+    assert result.ok is False and "refused the login" in result.detail and "password authentication" in result.detail
+    assert PASSWORD not in result.line() and ":***@127.0.0.1" in result.line()
+    unreachable = await check_postgres(f"postgresql://u:{PASSWORD}@127.0.0.1:{closed_port()}/x", wait=2)
+    assert unreachable.ok is False and "cannot be reached" in unreachable.detail and PASSWORD not in unreachable.line()

@@ -1,24 +1,32 @@
 """`seedream-bot report`: spend per server and per member from the database, as a table or CSV.
 
 It reads the database file directly, read-only, and takes no lock: it works while the bot runs (the database is
-in WAL mode, so reading never blocks the bot, nor the bot the report). Amounts are US dollars: RunComfy's figure
-for each set where it gave one, else the estimate (images posted x the price quoted when the set was asked for).
+in WAL mode, so reading never blocks the bot, nor the bot the report). With DATABASE_URL it reads PostgreSQL.
+Amounts are US dollars: RunComfy's figure for each set where it gave one, else the estimate (images posted x the
+price quoted when the set was asked for).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import io
 import sqlite3
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.domain.money import format_usd, plain_usd
 from bot.settings import load_settings
+from bot.store import pg_schema
+from bot.store.dburl import mask_url
+from bot.store.errors import StorageError
 from bot.store.money import SPEND_COLUMNS, Spend, spend_of
+from bot.store.postgres import PostgresDatabase
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -51,24 +59,52 @@ class Row:
     spend: Spend
 
 
-def read_spend(path: Path, since: date, until: date, guild_id: int | None = None) -> list[Row]:
-    """Per server (its total first) and per member, biggest spenders first, for jobs created in [since, until]."""
+def _queries(since: date, until: date, guild_id: int | None) -> tuple[str, str, dict[str, Any]]:
+    """The per-server and per-member statements (in the SQL both databases share) and their parameters."""
     start = datetime(since.year, since.month, since.day, tzinfo=UTC).timestamp()
     end = (datetime(until.year, until.month, until.day, tzinfo=UTC) + timedelta(days=1)).timestamp()
-    where = "created_at >= :start AND created_at < :end" + (" AND guild_id = :guild" if guild_id is not None else "")
-    parameters = {"start": start, "end": end, "guild": guild_id}
+    where = "created_at >= :start AND created_at < :end"
+    parameters: dict[str, Any] = {"start": start, "end": end}
+    if guild_id is not None:
+        where += " AND guild_id = :guild"
+        parameters["guild"] = guild_id
+    guilds = f"SELECT guild_id, {SPEND_COLUMNS} FROM jobs WHERE {where} GROUP BY guild_id ORDER BY guild_id"
+    members = f"""SELECT * FROM (SELECT guild_id, user_id, {SPEND_COLUMNS} FROM jobs WHERE {where}
+                                  GROUP BY guild_id, user_id) AS members
+                   ORDER BY guild_id, actual + estimated DESC, images DESC, user_id"""
+    return guilds, members, parameters
+
+
+def read_spend(path: Path, since: date, until: date, guild_id: int | None = None) -> list[Row]:
+    """Per server (its total first) and per member, biggest spenders first, for jobs created in [since, until]."""
+    guilds_sql, members_sql, parameters = _queries(since, until, guild_id)
     connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
     try:
-        guilds = connection.execute(
-            f"SELECT guild_id, {SPEND_COLUMNS} FROM jobs WHERE {where} GROUP BY guild_id ORDER BY guild_id", parameters
-        ).fetchall()
-        members = connection.execute(
-            f"""SELECT guild_id, user_id, {SPEND_COLUMNS} FROM jobs WHERE {where} GROUP BY guild_id, user_id
-                 ORDER BY guild_id, actual + estimated DESC, images DESC, user_id""",
-            parameters,
-        ).fetchall()
+        guilds = connection.execute(guilds_sql, parameters).fetchall()
+        members = connection.execute(members_sql, parameters).fetchall()
     finally:
         connection.close()
+    return _rows(guilds, members)
+
+
+async def read_spend_postgres(url: str, since: date, until: date, guild_id: int | None = None) -> list[Row]:
+    """`read_spend` on PostgreSQL (read only: the schema is neither made nor upgraded). Raises `StorageError`."""
+    guilds_sql, members_sql, parameters = _queries(since, until, guild_id)
+    database = await PostgresDatabase.connect(url, max_size=1)
+    try:
+        async with database.connection() as connection:
+            version = await pg_schema.schema_version(connection)
+            if version == 0:
+                raise StorageError(f"{mask_url(url)} has no seedream-bot tables yet: start the bot once")
+            guilds = await connection.fetchall(guilds_sql, parameters)
+            members = await connection.fetchall(members_sql, parameters)
+    finally:
+        await database.close()
+    return _rows(guilds, members)
+
+
+def _rows(guild_rows: Iterable[Iterable[Any]], member_rows: Iterable[Iterable[Any]]) -> list[Row]:
+    guilds, members = [tuple(row) for row in guild_rows], [tuple(row) for row in member_rows]
     rows: list[Row] = []
     for guild in guilds:
         rows.append(Row(int(guild[0]), None, spend_of(guild[1:])))
@@ -118,6 +154,14 @@ def main(args: argparse.Namespace) -> int:
     if until < args.since:
         print("seedream-bot report: --until is before --since", file=sys.stderr)
         return EXIT_USAGE
+    if settings.database_url:
+        try:
+            rows = asyncio.run(read_spend_postgres(settings.database_url, args.since, until, args.guild))
+        except StorageError as exc:
+            print(f"seedream-bot report: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        _print(rows, args.format, args.since, until)
+        return EXIT_OK
     path = settings.database_path
     if not path.is_file():
         print(f"seedream-bot report: no database at {path} (DATABASE_PATH)", file=sys.stderr)
@@ -134,8 +178,12 @@ def main(args: argparse.Namespace) -> int:
     except sqlite3.Error as exc:
         print(f"seedream-bot report: the database {path} cannot be read ({exc})", file=sys.stderr)
         return EXIT_FAILED
-    if args.format == "csv":
+    _print(rows, args.format, args.since, until)
+    return EXIT_OK
+
+
+def _print(rows: list[Row], output: str, since: date, until: date) -> None:
+    if output == "csv":
         sys.stdout.write(as_csv(rows))
     else:
-        print(as_table(rows, args.since, until))
-    return EXIT_OK
+        print(as_table(rows, since, until))

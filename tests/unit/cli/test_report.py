@@ -52,9 +52,11 @@ async def database(tmp_path):
     return path
 
 
-def report(tmp_path: Path, database: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def report(
+    tmp_path: Path, database: Path, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DISCORD_", "RUNCOMFY_"))}
-    env.update(DATABASE_PATH=str(database), PYTHONPATH=str(REPO))
+    env.update(DATABASE_PATH=str(database), PYTHONPATH=str(REPO), **(extra or {}))
     return subprocess.run(
         [sys.executable, "-m", "bot", "report", *args],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -117,3 +119,30 @@ async def test_a_database_from_before_costs_asks_for_an_upgrade(tmp_path):
         await migrations.upgrade(db, target=4)
     done = await asyncio.to_thread(report, tmp_path, path, "--since", "2025-01-01")
     assert done.returncode == 1 and "older release: start the bot once" in done.stderr
+
+
+async def test_the_same_report_from_postgresql(tmp_path, postgres_url):
+    clock = ManualClock(START_TIME)
+    storage = await Storage.open(postgres_url, clock=clock)
+    quotas = Quotas(storage, QuotaDefaults(100, "day", 5), clock=clock, price_per_image=lambda: 30_000)
+    try:
+        await finished_job(storage, quotas, GUILD_A, 7, 3, cost=95_000)
+        await finished_job(storage, quotas, GUILD_A, 8, 2)
+        await finished_job(storage, quotas, GUILD_B, 9, 1, cost=31_000)
+    finally:
+        await storage.close()
+    env_database = {"DATABASE_URL": postgres_url}
+    done = await asyncio.to_thread(
+        report, tmp_path, tmp_path / "absent.db", "--since", "2025-01-15", "--format", "csv", extra=env_database
+    )
+    assert done.returncode == 0, done.stderr
+    found = csv.DictReader(io.StringIO(done.stdout))
+    rows = [(r["guild_id"], r["user_id"], r["images"], r["total_usd"]) for r in found]
+    assert rows == [("1001", "", "5", "0.155000"), ("1001", "7", "3", "0.095000"), ("1001", "8", "2", "0.060000"),
+                    ("2002", "", "1", "0.031000"), ("2002", "9", "1", "0.031000")]  # fmt: skip
+
+
+async def test_a_postgresql_database_without_tables_says_so(tmp_path, postgres_url):
+    done = await asyncio.to_thread(report, tmp_path, tmp_path / "absent.db", "--since", "2025-01-15",
+                                   extra={"DATABASE_URL": postgres_url})  # fmt: skip
+    assert done.returncode == 1 and "has no seedream-bot tables yet: start the bot once" in done.stderr

@@ -168,14 +168,16 @@ INSERT INTO schema_version VALUES ({BASELINE});
 
 async def schema_version(connection: PgConnection) -> int:
     """The schema version of the database (0: empty). Raises `StorageError` if it holds someone else's tables."""
-    row = await connection.fetchone("SELECT to_regclass('schema_version') IS NOT NULL AS ours")
-    if row is not None and row["ours"]:
+    # One statement, one snapshot: a schema another process commits meanwhile is seen whole or not at all.
+    tables = await connection.fetchone(
+        """SELECT count(*) FILTER (WHERE tablename = 'schema_version') AS ours,
+                  count(*) FILTER (WHERE tablename <> 'schema_version') AS others
+             FROM pg_tables WHERE schemaname = current_schema()"""
+    )
+    if tables is not None and tables["ours"]:
         found = await connection.fetchone("SELECT max(version) FROM schema_version")
         return int(found[0]) if found is not None and found[0] is not None else 0
-    tables = await connection.fetchone(
-        "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'schema_version'"
-    )
-    if tables is not None and int(tables[0]):
+    if tables is not None and tables["others"]:
         raise StorageError(
             "The PostgreSQL database holds tables that are not seedream-bot's: give the bot a database of its own."
         )

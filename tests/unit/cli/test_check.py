@@ -230,6 +230,7 @@ def test_result_lines():
 
 async def test_command_with_database_url_checks_postgresql_and_its_schema(fakes, tmp_path, postgres_url):
     from bot.store.database import Storage
+    from bot.store.migrations import LATEST_VERSION
 
     env = environment(fakes, tmp_path, DATABASE_URL=postgres_url)
     code, out, err = await run_check_command(tmp_path, env)
@@ -240,13 +241,15 @@ async def test_command_with_database_url_checks_postgresql_and_its_schema(fakes,
     storage = await Storage.open(postgres_url)
     try:
         code, out, err = await run_check_command(tmp_path, env)
-        assert code == 0 and out.splitlines()[1] == f"ok   database: {masked}: schema version 5 (current)"
+        current = f"ok   database: {masked}: schema version {LATEST_VERSION} (current)"
+        assert code == 0 and out.splitlines()[1] == current
         await storage.write("UPDATE schema_version SET version = 99")
     finally:
         await storage.close()
     code, out, err = await run_check_command(tmp_path, env)
     assert code == 1 and out.splitlines()[1] == (
-        f"FAIL database: {masked}: schema version 99 is newer than this release knows (5): upgrade seedream-bot"
+        f"FAIL database: {masked}: schema version 99 is newer than this release knows ({LATEST_VERSION}): "
+        "upgrade seedream-bot"
     )
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from bot.domain.money import MAX_PRICE_PER_IMAGE_MICROS, parse_usd
+from bot.domain.money import parse_usd
+from bot.runcomfy.price import MAX_PRICE_PER_IMAGE_MICROS
 from bot.store.dburl import check_url, mask_url, url_passwords
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -1,21 +1,20 @@
 """Dollar amounts as whole micro-dollars (USD 0.03 = 30_000): exact sums, no float arithmetic.
 
-Numbers RunComfy sends are untrusted: `usd_from_upstream` (kept with the client, in `bot.runcomfy.price`) takes
-only a finite, non-negative JSON number below a bound and returns None for anything else (a string, a boolean, NaN,
-a negative or huge value).
+Numbers RunComfy sends are read by the client (`bot.runcomfy.price`, in the same unit): only a finite,
+non-negative JSON number below a bound is taken there.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from bot.runcomfy.price import MAX_JOB_COST_MICROS as MAX_JOB_COST_MICROS
-from bot.runcomfy.price import MAX_PRICE_PER_IMAGE_MICROS as MAX_PRICE_PER_IMAGE_MICROS
-from bot.runcomfy.price import MICROS_PER_USD as MICROS_PER_USD
-from bot.runcomfy.price import micros_of as micros_of
-from bot.runcomfy.price import usd_from_upstream as usd_from_upstream
-
+MICROS_PER_USD = 1_000_000  # the same unit as bot.runcomfy.price's (a test checks they agree)
 MAX_BUDGET_MICROS = 1_000_000_000 * MICROS_PER_USD
+
+
+def micros_of(amount: Decimal) -> int:
+    """`amount` dollars as micro-dollars, rounded half up to the nearest micro-dollar."""
+    return int((amount * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def parse_usd(text: str, *, name: str, maximum: int = MAX_BUDGET_MICROS) -> int:

@@ -20,9 +20,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from bot.runcomfy.backoff import doubling
-from bot.runcomfy.client import RemoteState
-
 
 class Ask(enum.Enum):
     STATUS = "status"
@@ -34,14 +31,6 @@ class Phase(enum.Enum):
     QUEUED = "queued"
     RUNNING = "running"
     UNKNOWN = "unknown"  # a status this code does not know
-
-
-_PHASES = {RemoteState.QUEUED: Phase.QUEUED, RemoteState.RUNNING: Phase.RUNNING}
-
-
-def phase_of(state: RemoteState) -> Phase:
-    """The phase of a job RunComfy reports in `state` (not for finished states)."""
-    return _PHASES.get(state, Phase.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -110,10 +99,6 @@ class PollPolicy:
         if -left <= window:
             delay = min(delay, self.max_gap)
         return min(max(delay, self.fine), self.max_interval)
-
-    def after_failures(self, failures: int) -> float:
-        """The pause after `failures` failed polls in a row (the client already retried each)."""
-        return doubling(self.interval, self.max_interval, failures)
 
 
 @dataclass

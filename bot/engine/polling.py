@@ -13,8 +13,21 @@ import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.domain.poll_policy import Ask, PollPolicy, RunWatch, phase_of
+from bot.domain.poll_policy import Ask, Phase, PollPolicy, RunWatch
+from bot.runcomfy.backoff import doubling
 from bot.runcomfy.client import JobResult, JobStatus, NotFoundError, RemoteState, RunComfyClient, RunComfyError
+
+_PHASES = {RemoteState.QUEUED: Phase.QUEUED, RemoteState.RUNNING: Phase.RUNNING}
+
+
+def phase_of(state: RemoteState) -> Phase:
+    """The phase of a job RunComfy reports in `state` (not for finished states)."""
+    return _PHASES.get(state, Phase.UNKNOWN)
+
+
+def after_failures(policy: PollPolicy, failures: int) -> float:
+    """The pause after `failures` failed looks in a row (the client already retried each)."""
+    return doubling(policy.interval, policy.max_interval, failures)
 
 
 class End(enum.Enum):
@@ -74,7 +87,7 @@ async def poll_job(
             yield Sighting(None, end=End.DEADLINE if overdue else None, error=exc, failures=failures)
             if overdue:
                 return
-            await pause(policy.after_failures(failures))
+            await pause(after_failures(policy, failures))
             continue
         failures = 0
         if result is not None and result.state.terminal:

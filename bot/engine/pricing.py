@@ -21,8 +21,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from bot.domain.money import MAX_PRICE_PER_IMAGE_MICROS, format_usd
+from bot.domain.money import format_usd
 from bot.runcomfy.client import InsufficientBalanceError, ModelPrice, RunComfyError
+from bot.runcomfy.price import MAX_PRICE_PER_IMAGE_MICROS
 
 log = logging.getLogger(__name__)
 

@@ -44,6 +44,9 @@ def ruff_refuses(path: str, source: str) -> bool:
         ("bot/store/database.py", "from bot.engine.jobs import JobService\n"),
         ("bot/domain/seedream.py", "from bot.store.database import Storage\n"),
         ("bot/domain/periods.py", "from bot.settings import Settings\n"),
+        ("bot/domain/poll_policy.py", "from bot.runcomfy.client import RemoteState\n"),
+        ("bot/domain/money.py", "from bot.runcomfy.price import micros_of\n"),
+        ("bot/domain/poll_policy.py", "import bot.runcomfy.backoff\n"),
         ("bot/cli/generate.py", "from bot.discord.bot import SeedreamBot\n"),
     ],
 )
@@ -58,6 +61,7 @@ def test_forbidden_imports_fail_the_lint(path, source):
         ("cogs/imagine.py", "from discord import app_commands\n"),
         ("bot/runcomfy/client.py", "from bot.runcomfy.errors import AuthError\n"),
         ("bot/engine/jobs.py", "from bot.runcomfy.client import RunComfyClient\n"),
+        ("bot/domain/poll_policy.py", "from bot.domain.job_state import JobState\n"),
         ("bot/engine/jobs.py", "from bot.store.database import Storage\n"),
         ("bot/discord/texts.py", "from bot.engine.refusals import QuotaRefused\n"),
         ("bot/cli/generate.py", "from bot.engine.image_files import accept_image\n"),

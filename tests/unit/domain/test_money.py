@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from bot.domain.money import MAX_PRICE_PER_IMAGE_MICROS, format_usd, parse_usd, plain_usd, usd_from_upstream
+from bot.domain import money
+from bot.domain.money import format_usd, micros_of, parse_usd, plain_usd
+from bot.runcomfy import price
+from bot.runcomfy.price import MAX_PRICE_PER_IMAGE_MICROS, usd_from_upstream
 
 
 @pytest.mark.parametrize(
@@ -20,6 +25,12 @@ def test_upstream_numbers_become_exact_micro_dollars(value, micros):
 )
 def test_untrusted_upstream_numbers_are_refused(value):
     assert usd_from_upstream(value, maximum=MAX_PRICE_PER_IMAGE_MICROS) is None
+
+
+@pytest.mark.parametrize("amount", ["0", "0.03", "0.0000005", "0.0000004999", "12.3456785", "1000000"])
+def test_the_domain_and_the_client_agree_on_micro_dollars(amount):
+    assert money.MICROS_PER_USD == price.MICROS_PER_USD
+    assert micros_of(Decimal(amount)) == price.micros_of(Decimal(amount))
 
 
 def test_ten_thousand_small_costs_add_up_exactly():

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain.poll_policy import Ask, Phase, Poll, PollPolicy, RunWatch, phase_of
-from bot.runcomfy.client import RemoteState
+from bot.domain.poll_policy import Ask, Phase, Poll, PollPolicy, RunWatch
 
 POLICY = PollPolicy.from_intervals(2.0, 10.0)  # the default settings
 
@@ -86,10 +85,6 @@ def test_short_intervals_shorten_the_front_and_fine_steps():
     assert max(quick.running(t / 10, 8.0, 0.3) for t in range(200)) <= 0.2
 
 
-def test_failures_back_off_up_to_the_longest_interval():
-    assert [POLICY.after_failures(n) for n in (1, 2, 3, 4)] == [4.0, 8.0, 10.0, 10.0]
-
-
 def test_inconsistent_intervals_are_refused():
     with pytest.raises(ValueError):
         PollPolicy(interval=2.0, max_interval=1.0)
@@ -123,11 +118,3 @@ def test_a_run_first_seen_running_is_not_timed():
     fresh = RunWatch(front=1.0)
     fresh.saw(Phase.RUNNING, 7.0)
     assert fresh.elapsed(9.0) == 2.0 and fresh.run_seconds(10.0, max_gap=1.5) is None
-
-
-def test_phases_of_remote_states():
-    assert [phase_of(s) for s in (RemoteState.QUEUED, RemoteState.RUNNING, RemoteState.UNKNOWN)] == [
-        Phase.QUEUED,
-        Phase.RUNNING,
-        Phase.UNKNOWN,
-    ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain.poll_policy import Ask, PollPolicy, RunWatch
-from bot.engine.polling import End, Sighting, poll_job
+from bot.domain.poll_policy import Ask, Phase, PollPolicy, RunWatch
+from bot.engine.polling import End, Sighting, after_failures, phase_of, poll_job
 from bot.runcomfy.client import NotFoundError, RemoteState, ServerError
 from tests.unit.engine.test_tracker import ScriptedRunComfy, result, status
 
@@ -105,7 +105,7 @@ async def test_failed_looks_are_yielded_and_retried_after_growing_pauses_when_as
     seen = await follow(runcomfy, clock, keep_on_errors=True)
 
     assert [(s.error, s.failures) for s in seen] == [(down, 1), (down, 2), (None, 0)]
-    assert clock.pauses == [POLICY.after_failures(1), POLICY.after_failures(2)]
+    assert clock.pauses == [after_failures(POLICY, 1), after_failures(POLICY, 2)]
     assert clock.pauses[1] > clock.pauses[0]
 
 
@@ -125,3 +125,15 @@ async def test_a_failed_look_is_raised_unless_asked_to_keep_on() -> None:
 async def test_an_unknown_job_is_raised_even_when_keeping_on() -> None:
     with pytest.raises(NotFoundError):
         await follow(ScriptedRunComfy([NotFoundError("gone")]), Clock(), keep_on_errors=True)
+
+
+def test_failures_back_off_up_to_the_longest_interval():
+    assert [after_failures(POLICY, n) for n in (1, 2, 3, 4)] == [4.0, 8.0, 10.0, 10.0]
+
+
+def test_phases_of_remote_states():
+    assert [phase_of(s) for s in (RemoteState.QUEUED, RemoteState.RUNNING, RemoteState.UNKNOWN)] == [
+        Phase.QUEUED,
+        Phase.RUNNING,
+        Phase.UNKNOWN,
+    ]

@@ -7,8 +7,9 @@ import logging
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord import texts
 from bot.discord.bot import Interaction, SeedreamBot
-from bot.discord.job_start import start_job
+from bot.discord.job_start import refuse, start_job
 from bot.domain.seedream import DEFAULT_ASPECT, MAX_PROMPT_CHARS, MAX_SEED, Aspect, Mode, ValidationError, build_request
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class Imagine(commands.Cog):
         try:
             build_request(prompt, images, aspect or DEFAULT_ASPECT, seed, mode or Mode.FAST)
         except ValidationError as exc:
-            await interaction.response.send_message(str(exc), ephemeral=True)
+            await refuse(interaction, texts.refusal_text(exc))
             return
         options = {"prompt": prompt, "images": images, "aspect": aspect, "seed": seed, "mode": mode}
         await start_job(interaction, options)

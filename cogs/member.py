@@ -10,15 +10,15 @@ from bot.discord import i18n, quota_format
 from bot.discord.bot import Interaction, SeedreamBot
 from bot.discord.buttons import CancelButton
 from bot.discord.i18n import t, tn
+from bot.discord.quota_messages import current_period
 from bot.discord.status import render_status
-from bot.domain import periods
+from bot.discord.tree import SERVER_ONLY
 from bot.domain.job_state import JobState
 from bot.domain.text import shorten
 from bot.store.database import Job
 
 RECENT_JOBS = 10
 PROMPT_CHARS = 60
-SERVER_ONLY = "This command works in a server, not in direct messages."
 
 STATE_LABELS = {
     JobState.PENDING: t("⏳ sending"),
@@ -75,29 +75,38 @@ class Member(commands.Cog):
     @app_commands.command(name="usage", description="Your image quota here: used, reserved, left, next reset")
     @app_commands.guild_only()
     async def usage(self, interaction: Interaction) -> None:
+        language = i18n.language_of(interaction.locale)  # only the member sees the answer
         if interaction.guild_id is None:
-            await interaction.response.send_message(SERVER_ONLY, ephemeral=True)
+            await interaction.response.send_message(SERVER_ONLY.in_language(language), ephemeral=True)
             return
         quotas = self.bot.quotas
         guild_id, user = interaction.guild_id, interaction.user
         roles = [role.id for role in getattr(user, "roles", [])]
         usage = await quotas.usage(guild_id, user.id, roles)
         guild = await quotas.guild_settings(guild_id)
-        lines = ["**Your images on this server**"]
+        lines = [t("**Your images on this server**")]
         lines.extend(quota_format.usage_lines(usage, max_concurrent=guild.max_concurrent))
         if guild.budget_images is not None:
             used = await quotas.guild_usage(guild_id)
-            when = periods.current(guild.budget_period or guild.period)
-            lines.append(f"Server budget: {quota_format.images(used)} of {quota_format.budget(guild)} used {when}")
-        await interaction.response.send_message(quota_format.fit(lines), ephemeral=True)
+            when = current_period(guild.budget_period or guild.period)
+            budget = quota_format.budget(guild)
+            lines.append(
+                t(
+                    "Server budget: {used} of {budget} used {when}",
+                    used=quota_format.images(used),
+                    budget=budget,
+                    when=when,
+                )
+            )
+        await interaction.response.send_message(quota_format.say(lines, language), ephemeral=True)
 
     @app_commands.command(name="jobs", description="Your last 10 image sets, with Cancel buttons for waiting ones")
     @app_commands.guild_only()
     async def jobs(self, interaction: Interaction) -> None:
-        if interaction.guild_id is None:
-            await interaction.response.send_message(SERVER_ONLY, ephemeral=True)
-            return
         language = i18n.language_of(interaction.locale)  # only the member sees the list
+        if interaction.guild_id is None:
+            await interaction.response.send_message(SERVER_ONLY.in_language(language), ephemeral=True)
+            return
         recent = await self.bot.storage.recent_jobs(interaction.guild_id, interaction.user.id, RECENT_JOBS)
         if not recent:
             empty = t("You have no image sets on this server yet. Start one with `/imagine`.")
@@ -109,9 +118,10 @@ class Member(commands.Cog):
         ]
         view = jobs_view(recent, language)
         if view is None:
-            await interaction.response.send_message(quota_format.fit(lines), ephemeral=True)
+            await interaction.response.send_message(quota_format.fit(lines, language=language), ephemeral=True)
         else:
-            await interaction.response.send_message(quota_format.fit(lines), view=view, ephemeral=True)
+            text = quota_format.fit(lines, language=language)
+            await interaction.response.send_message(text, view=view, ephemeral=True)
 
 
 async def setup(bot: SeedreamBot) -> None:

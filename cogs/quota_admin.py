@@ -12,9 +12,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord import money_format, quota_format, server_language
+from bot.discord import i18n, money_format, quota_format, server_language
 from bot.discord.bot import Interaction, SeedreamBot
-from bot.discord.i18n import t, translate
+from bot.discord.i18n import Text, command, option, t
 from bot.discord.quota_checks import (
     Refusal,
     checked_count,
@@ -26,6 +26,8 @@ from bot.discord.quota_checks import (
     override_of,
     role_ids,
 )
+from bot.discord.quota_format import NONE
+from bot.discord.quota_messages import current_period
 from bot.discord.tree import guild_of
 from bot.domain import periods
 from bot.domain.quota_policy import Override
@@ -64,13 +66,14 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
         if await self.quotas.remove_role_override(role.guild.id, role.id):
             log.info("quota override of deleted role %s in guild %s removed", role.id, role.guild.id)
 
-    async def _respond(self, interaction: Interaction, action: Awaitable[str]) -> None:
+    async def _respond(self, interaction: Interaction, action: Awaitable[list[Text]]) -> None:
         """Answer privately, in the admin's language."""
         try:
-            text = await action
+            lines = await action
         except Refusal as exc:
-            text = exc.text
-        await interaction.response.send_message(translate(text, interaction.locale), ephemeral=True)
+            lines = [exc.text]
+        text = quota_format.say(lines, i18n.language_of(interaction.locale))
+        await interaction.response.send_message(text, ephemeral=True)
 
     def _log_change(self, interaction: Interaction, what: str, target: str, before: str, after: str) -> None:
         log.info(
@@ -83,19 +86,21 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
             after,
         )
 
-    async def _member_limit_change(self, interaction: Interaction, member: discord.Member, images: int | None) -> str:
+    async def _member_limit_change(
+        self, interaction: Interaction, member: discord.Member, images: int | None
+    ) -> list[Text]:
         guild_id = guild_of(interaction)
         before = await self.quotas.effective_limit(guild_id, member.id, role_ids(member))
         await self.quotas.set_user_limit(guild_id, member.id, images)
         after = await self.quotas.effective_limit(guild_id, member.id, role_ids(member))
         before_text, after_text = quota_format.limit(before), quota_format.limit(after)
         self._log_change(interaction, "limit", f"user {member.id}", before_text, after_text)
-        text = quota_format.change(f"Limit of {member.mention}", before_text, after_text)
+        lines = [quota_format.change(t("Limit of {member}", member=member.mention), before_text, after_text)]
         if images == 0:
-            text += "\nThey can't generate images here until an admin changes it."
-        return text
+            lines.append(t("They can't generate images here until an admin changes it."))
+        return lines
 
-    async def _role_limit_change(self, interaction: Interaction, role: discord.Role, images: int | None) -> str:
+    async def _role_limit_change(self, interaction: Interaction, role: discord.Role, images: int | None) -> list[Text]:
         guild_id = guild_of(interaction)
         period = (await self.quotas.guild_settings(guild_id)).period
         before = override_of(await self.quotas.overrides(guild_id), "role", role.id)
@@ -103,10 +108,10 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
         after = Override("role", role.id, images)
         before_text, after_text = quota_format.override(before, period), quota_format.override(after, period)
         self._log_change(interaction, "limit", f"role {role.id}", before_text, after_text)
-        return (
-            quota_format.change(f"Limit of the role {role.mention}", before_text, after_text)
-            + "\nA member gets the most generous limit of their roles; a member's own limit wins over roles."
-        )
+        return [
+            quota_format.change(t("Limit of the role {role}", role=role.mention), before_text, after_text),
+            t("A member gets the most generous limit of their roles; a member's own limit wins over roles."),
+        ]
 
     # ---- changes ------------------------------------------------------------------------------
 
@@ -114,7 +119,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.describe(user="The member", images="Images per period; 0 blocks the member")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def set_user(self, interaction: Interaction, user: Person, images: ImageCount) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             member = checked_member(interaction, user)
             count = checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
             return await self._member_limit_change(interaction, member, count)
@@ -125,7 +130,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.describe(role="The role", images="Images per period; members get their most generous role")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def set_role(self, interaction: Interaction, role: discord.Role, images: ImageCount) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             checked = checked_role(interaction, role)
             count = checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
             return await self._role_limit_change(interaction, checked, count)
@@ -147,9 +152,16 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
         period: str | None = None,
         concurrent: app_commands.Range[int, 1, MAX_CONCURRENT] | None = None,
     ) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             if images is None and period is None and concurrent is None:
-                raise Refusal("Give `images`, `period` or `concurrent` (any of them): what is left out stays.")
+                raise Refusal(
+                    t(
+                        "Give `{images}`, `{period}` or `{concurrent}` (any of them): what is left out stays.",
+                        images=option("images"),
+                        period=option("period"),
+                        concurrent=option("concurrent"),
+                    )
+                )
             count = None if images is None else checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
             chosen_period = checked_period(period)
             if concurrent is not None:
@@ -160,7 +172,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
             )
             before_text, after_text = quota_format.defaults(before), quota_format.defaults(after)
             self._log_change(interaction, "default", "server", before_text, after_text)
-            return quota_format.change("Server default", before_text, after_text)
+            return [quota_format.change(t("Server default"), before_text, after_text)]
 
         await self._respond(interaction, action())
 
@@ -168,7 +180,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.describe(target="A member or a role")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def unlimited(self, interaction: Interaction, target: Mentionable) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             checked = checked_target(interaction, target)
             if isinstance(checked, discord.Role):
                 return await self._role_limit_change(interaction, checked, None)
@@ -180,25 +192,25 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.describe(target="A member or a role")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def remove(self, interaction: Interaction, target: Mentionable) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             checked = checked_target(interaction, target)
             guild_id = guild_of(interaction)
             guild = await self.quotas.guild_settings(guild_id)
             kind = "role" if isinstance(checked, discord.Role) else "user"
             before = override_of(await self.quotas.overrides(guild_id), kind, checked.id)
             if before is None:
-                return f"{checked.mention} has no limit of their own; nothing changed."
+                return [t("{target} has no limit of their own; nothing changed.", target=checked.mention)]
             if kind == "role":
                 await self.quotas.remove_role_override(guild_id, checked.id)
             else:
                 await self.quotas.remove_user_override(guild_id, checked.id)
             before_text = quota_format.override(before, guild.period)
             self._log_change(interaction, "override removed", f"{kind} {checked.id}", before_text, "none")
-            text = quota_format.change(f"Own limit of {checked.mention}", before_text, "none")
+            lines = [quota_format.change(t("Own limit of {target}", target=checked.mention), before_text, NONE)]
             if isinstance(checked, discord.Member):
                 now = await self.quotas.effective_limit(guild_id, checked.id, role_ids(checked))
-                text += f"\nNow in force for them: {quota_format.limit(now)}."
-            return text
+                lines.append(t("Now in force for them: {limit}.", limit=quota_format.limit(now)))
+            return lines
 
         await self._respond(interaction, action())
 
@@ -206,21 +218,21 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.describe(user="The member")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def reset(self, interaction: Interaction, user: Person) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             member = checked_member(interaction, user)
             guild_id = guild_of(interaction)
             before = await self.quotas.usage(guild_id, member.id, role_ids(member))
             await self.quotas.reset_usage(guild_id, member.id)
             after = await self.quotas.usage(guild_id, member.id, role_ids(member))
-            before_text = f"{before.used} used, {before.reserved} reserved"
-            after_text = f"{after.used} used, {after.reserved} reserved"
+            before_text = t("{used} used, {reserved} reserved", used=before.used, reserved=before.reserved)
+            after_text = t("{used} used, {reserved} reserved", used=after.used, reserved=after.reserved)
             self._log_change(interaction, "usage reset", f"user {member.id}", before_text, after_text)
-            what = f"Usage of {member.mention} {periods.current(after.period)}"
+            what = t("Usage of {member} {when}", member=member.mention, when=current_period(after.period))
             left = quota_format.images(after.remaining)
-            return (
-                quota_format.change(what, before_text, after_text)
-                + f"\nThey have {left} left. The server budget still counts these images."
-            )
+            return [
+                quota_format.change(what, before_text, after_text),
+                t("They have {images} left. The server budget still counts these images.", images=left),
+            ]
 
         await self._respond(interaction, action())
 
@@ -239,7 +251,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
         period: str | None = None,
         dollars: app_commands.Range[str, 1, 20] | None = None,
     ) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             count = None if images is None else checked_count("images", images, minimum=0, maximum=MAX_IMAGES)
             usd = checked_dollars(dollars)
             chosen_period = checked_period(period)
@@ -248,10 +260,24 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
             if count is None and usd is None:
                 if chosen_period is None:
                     raise Refusal(
-                        "Give `images`, `dollars` or `period`. To remove the budget, use `/quota budget-remove`."
+                        t(
+                            "Give `{images}`, `{dollars}` or `{period}`. "
+                            "To remove the budget, use `/{quota} {remove}`.",
+                            images=option("images"),
+                            dollars=option("dollars"),
+                            period=option("period"),
+                            quota=command("quota"),
+                            remove=command("budget-remove"),
+                        )
                     )
                 if not has_budget:
-                    raise Refusal("This server has no budget yet: give `images` or `dollars` to set one.")
+                    raise Refusal(
+                        t(
+                            "This server has no budget yet: give `{images}` or `{dollars}` to set one.",
+                            images=option("images"),
+                            dollars=option("dollars"),
+                        )
+                    )
             count = before.budget_images if count is None else count
             usd = before.budget_usd_micros if usd is None else usd
             if chosen_period is None and has_budget and before.budget_period != before.period:
@@ -263,10 +289,10 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.command(name="budget-remove", description="Remove the server's budget")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def budget_remove(self, interaction: Interaction) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             before = await self.quotas.guild_settings(guild_of(interaction))
             if before.budget_images is None and before.budget_usd_micros is None:
-                return "This server has no budget; nothing changed."
+                return [t("This server has no budget; nothing changed.")]
             return await self._budget_change(interaction, before, None, None, None)
 
         await self._respond(interaction, action())
@@ -278,35 +304,34 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
         images: int | None,
         period: str | None,
         usd_micros: int | None,
-    ) -> str:
+    ) -> list[Text]:
         after = await self.quotas.set_budget(guild_of(interaction), images, period, usd_micros=usd_micros)
         before_text, after_text = quota_format.budget(before), quota_format.budget(after)
         self._log_change(interaction, "budget", "server", before_text, after_text)
-        text = quota_format.change("Server budget", before_text, after_text)
+        changed = quota_format.change(t("Server budget"), before_text, after_text)
         if after.budget_images is None and after.budget_usd_micros is None:
-            return text
-        when = periods.current(after.budget_period or after.period)
+            return [changed]
+        when = current_period(after.budget_period or after.period)
         used = quota_format.images(await self.quotas.guild_usage(guild_of(interaction)))
-        text += f"\n{used} used or reserved {when}."
-        if after.budget_usd_micros is not None:
-            spent, held = await self.quotas.guild_spend(guild_of(interaction))
-            text += f" {money_format.spent_and_held(spent, held)} {when}."
-        return text
+        if after.budget_usd_micros is None:
+            return [changed, t("{images} used or reserved {when}.", images=used, when=when)]
+        spent, held = await self.quotas.guild_spend(guild_of(interaction))
+        money = money_format.spent_and_held(spent, held)
+        return [changed, t("{images} used or reserved {when}. {money} {when}.", images=used, money=money, when=when)]
 
     @app_commands.command(name="alerts", description="Choose the channel where the bot alerts this server's admins")
     @app_commands.describe(channel="The channel for budget, credit and unknown-outcome alerts (leave out: none)")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def alerts(self, interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             money = self.bot.money
             before = await money.alert_channel(guild_of(interaction))
             channel_id = None if channel is None else channel.id
             await money.set_alert_channel(guild_of(interaction), channel_id)
             before_text, after_text = money_format.channel(before), money_format.channel(channel_id)
             self._log_change(interaction, "alert channel", "server", before_text, after_text)
-            return quota_format.change("Alert channel", before_text, after_text) + (
-                "" if channel is None else "\n" + money_format.ALERTS_EXPLAINED
-            )
+            changed = quota_format.change(t("Alert channel"), before_text, after_text)
+            return [changed] if channel is None else [changed, money_format.ALERTS_EXPLAINED]
 
         await self._respond(interaction, action())
 
@@ -315,7 +340,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.choices(language=LANGUAGE_CHOICES)
     @app_commands.checks.has_permissions(manage_guild=True)
     async def language(self, interaction: Interaction, language: str) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             guild_id = guild_of(interaction)
             if language not in server_language.CHOICES:
                 raise Refusal(t("Pick a language from the list."))
@@ -324,7 +349,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
             await languages.choose(guild_id, language)
             after = server_language.describe(languages, guild_id)
             self._log_change(interaction, "language", "server", before, after)
-            return quota_format.change(t("Language of the bot's public messages"), before, after)
+            return [quota_format.change(t("Language of the bot's public messages"), before, after)]
 
         await self._respond(interaction, action())
 
@@ -334,7 +359,7 @@ class QuotaAdmin(commands.GroupCog, group_name="quota", group_description="Image
     @app_commands.describe(user="A member (leave out for the whole server)")
     @app_commands.checks.has_permissions(manage_guild=True)
     async def show(self, interaction: Interaction, user: Person | None = None) -> None:
-        async def action() -> str:
+        async def action() -> list[Text]:
             guild_id = guild_of(interaction)
             guild = await self.quotas.guild_settings(guild_id)
             since, _ = periods.period_bounds(guild.period, self.bot.storage.clock())

@@ -94,7 +94,7 @@ class AgainButton(discord.ui.DynamicItem[_Button], template=r"seedream:again:(?P
     async def callback(self, interaction: discord.Interaction[SeedreamBot]) -> None:  # type: ignore[override]
         bot = interaction.client
         if not bot.accepting_commands:
-            await interaction.response.send_message(RESTARTING, ephemeral=True)
+            await interaction.response.send_message(translate(RESTARTING, interaction.locale), ephemeral=True)
             return
         job = await bot.storage.get_job(self.job_id)
         if job is None or interaction.guild_id is None or job.guild_id != interaction.guild_id:

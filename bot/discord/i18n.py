@@ -28,6 +28,7 @@ SOURCE_LANGUAGE = "en"
 LANGUAGES = ("de", "es", "fr", "it")  # the translated ones; a new language is a folder here plus its name in this list
 DOMAINS = ("commands", "messages")
 MESSAGES = "messages"
+COMMANDS = "commands"
 
 
 def language_of(locale: object) -> str:
@@ -67,7 +68,22 @@ class Usd(NamedTuple):
     micros: int
 
 
-Value = Union[str, int, Usd, "Text"]
+class Name(NamedTuple):
+    """A command's, option's or choice's name in a text, as Discord shows it in the reader's language."""
+
+    context: str  # "command", "option" or "choice", as in the commands catalog
+    name: str
+
+
+def command(name: str) -> Name:
+    return Name("command", name)
+
+
+def option(name: str) -> Name:
+    return Name("option", name)
+
+
+Value = Union[str, int, Usd, Name, "Text"]
 
 
 class _Sentence(NamedTuple):
@@ -129,6 +145,8 @@ def _say(sentence: _Sentence, language: str) -> str:
 def _value(value: Value, language: str) -> str:
     if isinstance(value, Text):
         return value.in_language(language)
+    if isinstance(value, Name):
+        return translations(language, COMMANDS).pgettext(value.context, value.name)
     if isinstance(value, Usd):
         amount = Decimal(value.micros) / MICROS_PER_USD
         return str(format_currency(amount, "USD", locale=language, decimal_quantization=False))

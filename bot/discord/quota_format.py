@@ -1,102 +1,151 @@
-"""Texts of the quota commands: limits, overrides, usage and changes, as members and admins read them."""
+"""Texts of the quota commands: limits, overrides, usage and changes, as members and admins read them.
+
+They are catalog texts (`bot.discord.i18n`), said in the reader's language with `say`.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
 
-from bot.discord.i18n import t
-from bot.discord.quota_messages import discord_time
+from bot.discord.i18n import Text, Usd, Value, t, tn, translate_to
+from bot.discord.quota_messages import current_period, discord_time
 from bot.domain import periods
-from bot.domain.money import format_usd
-from bot.domain.quota_policy import SOURCE_USER, GuildQuota, Limit, Override, Usage
+from bot.domain.quota_policy import (
+    SOURCE_DEFAULT,
+    SOURCE_UNLIMITED_USER,
+    SOURCE_USER,
+    GuildQuota,
+    Limit,
+    Override,
+    Usage,
+)
 
 MESSAGE_LIMIT = 2000
 MAX_LISTED_OVERRIDES = 20
-_ROLE_SOURCE = re.compile(r"role (\d+)")
+_ROLE_SOURCE = re.compile(r"(?:unlimited \()?role (\d+)\)?")
+
+UNLIMITED = t("unlimited")
+NONE = t("none")
 
 
-def images(count: int | None) -> str:
+def images(count: int | None) -> Text:
     if count is None:
-        return "unlimited"
-    return f"{count} image" if count == 1 else f"{count} images"
+        return UNLIMITED
+    return tn("{count} image", "{count} images", count)
 
 
-def per_period(count: int | None, period: str) -> str:
+def per_period(count: int | None, period: str) -> Text:
     """ "30 images per day", "unlimited", or "0 images (blocked)"."""
     if count is None:
-        return "unlimited"
+        return UNLIMITED
     if count == 0:
-        return "0 images (blocked)"
-    return f"{images(count)} per {period}"
+        return t("0 images (blocked)")
+    period = periods.check_period(period)
+    if period == "day":
+        return tn("{count} image per day", "{count} images per day", count)
+    if period == "week":
+        return tn("{count} image per week", "{count} images per week", count)
+    return tn("{count} image per month", "{count} images per month", count)
 
 
-def source(text: str) -> str:
-    """Where a limit comes from, with role ids turned into role mentions ("unlimited" is said by the limit)."""
-    if text.startswith("unlimited (") and text.endswith(")"):
-        text = text[len("unlimited (") : -1]
-    if text == "user":
-        text = SOURCE_USER
-    return _ROLE_SOURCE.sub(lambda found: f"role <@&{found[1]}>", text)
+def _per(period: str, caps: Value) -> Text:
+    period = periods.check_period(period)
+    if period == "day":
+        return t("{caps} per day", caps=caps)
+    if period == "week":
+        return t("{caps} per week", caps=caps)
+    return t("{caps} per month", caps=caps)
 
 
-def limit(value: Limit) -> str:
-    return f"{per_period(value.images, value.period)} ({source(value.source)})"
+def source(text: str) -> Text | str:
+    """Where a limit comes from, with role ids turned into role mentions."""
+    if text in (SOURCE_USER, SOURCE_UNLIMITED_USER, "user"):
+        return t("user override")
+    role = _ROLE_SOURCE.fullmatch(text)
+    if role is not None:
+        return t("role {role}", role=f"<@&{role[1]}>")
+    if text == SOURCE_DEFAULT:
+        return t("server default")
+    return text
 
 
-def override(value: Override | None, period: str) -> str:
-    return "none" if value is None else per_period(value.images, period)
+def limit(value: Limit) -> Text:
+    return t("{limit} ({source})", limit=per_period(value.images, value.period), source=source(value.source))
 
 
-def budget(guild: GuildQuota) -> str:
-    caps = []
-    if guild.budget_images is not None:
-        caps.append(images(guild.budget_images))
-    if guild.budget_usd_micros is not None:
-        caps.append(format_usd(guild.budget_usd_micros))
-    if not caps:
-        return "none"
-    return f"{' and '.join(caps)} per {guild.budget_period or guild.period}"
+def override(value: Override | None, period: str) -> Text:
+    return NONE if value is None else per_period(value.images, period)
 
 
-def defaults(guild: GuildQuota) -> str:
-    jobs = "1 set" if guild.max_concurrent == 1 else f"{guild.max_concurrent} sets"
-    return f"{per_period(guild.images, guild.period)}, at most {jobs} in progress per member"
+def budget(guild: GuildQuota) -> Text:
+    if guild.budget_images is not None and guild.budget_usd_micros is not None:
+        caps: Value = t(
+            "{images} and {dollars}", images=images(guild.budget_images), dollars=Usd(guild.budget_usd_micros)
+        )
+    elif guild.budget_images is not None:
+        caps = images(guild.budget_images)
+    elif guild.budget_usd_micros is not None:
+        caps = Usd(guild.budget_usd_micros)
+    else:
+        return NONE
+    return _per(guild.budget_period or guild.period, caps)
 
 
-def change(what: str, before: str, after: str) -> str:
+def defaults(guild: GuildQuota) -> Text:
+    return tn(
+        "{limit}, at most {count} set in progress per member",
+        "{limit}, at most {count} sets in progress per member",
+        guild.max_concurrent,
+        limit=per_period(guild.images, guild.period),
+    )
+
+
+def change(what: Value, before: Value, after: Value) -> Text:
     if before == after:
-        return f"{what}: {after} (unchanged)"
-    return f"{what}: {before} → {after}"
+        return t("{what}: {after} (unchanged)", what=what, after=after)
+    return t("{what}: {before} → {after}", what=what, before=before, after=after)
 
 
-def fit(lines: Sequence[str], limit_chars: int = MESSAGE_LIMIT) -> str:
+def fit(lines: Sequence[str], limit_chars: int = MESSAGE_LIMIT, language: str = "en") -> str:
     """Join lines, dropping the last ones (with a note) if the message would be too long."""
     text = "\n".join(lines)
     if len(text) <= limit_chars:
         return text
     kept: list[str] = []
     for line in lines:
-        if len("\n".join([*kept, line])) > limit_chars - 40:
+        if len("\n".join([*kept, line])) > limit_chars - 60:
             break
         kept.append(line)
-    return "\n".join([*kept, f"… and {len(lines) - len(kept)} more lines"])
+    left = len(lines) - len(kept)
+    return "\n".join([*kept, tn("… and {count} more line", "… and {count} more lines", left).in_language(language)])
 
 
-def usage_lines(usage: Usage, *, max_concurrent: int | None = None) -> list[str]:
+def say(lines: Sequence[str], language: str) -> str:
+    """Lines of catalog texts in `language`, fitted into one message."""
+    return fit([translate_to(line, language) for line in lines], language=language)
+
+
+def usage_lines(usage: Usage, *, max_concurrent: int | None = None) -> list[Text]:
     """Used, reserved, limit, remaining, reset time and unfinished jobs of one member."""
-    when = periods.current(usage.period)
     lines = [
-        f"Limit: {per_period(usage.limit, usage.period)} ({source(usage.source)})",
-        f"Used {when}: {images(usage.used)}",
-        f"Reserved by sets in progress: {images(usage.reserved)}",
-        f"Left: {images(usage.remaining)}",
-        f"Resets {discord_time(usage.resets_at)} (<t:{int(usage.resets_at)}:f>)",
+        t("Limit: {limit} ({source})", limit=per_period(usage.limit, usage.period), source=source(usage.source)),
+        t("Used {when}: {images}", when=current_period(usage.period), images=images(usage.used)),
+        t("Reserved by sets in progress: {images}", images=images(usage.reserved)),
+        t("Left: {images}", images=images(usage.remaining)),
+        t("Resets {time} ({date})", time=discord_time(usage.resets_at), date=f"<t:{int(usage.resets_at)}:f>"),
     ]
-    in_progress = f"Sets in progress: {usage.unfinished_jobs}"
     if max_concurrent is not None:
-        in_progress += f" (at most {max_concurrent} at a time)"
-    lines.append(in_progress)
+        lines.append(
+            tn(
+                "Sets in progress: {jobs} (at most {count} at a time)",
+                "Sets in progress: {jobs} (at most {count} at a time)",
+                max_concurrent,
+                jobs=usage.unfinished_jobs,
+            )
+        )
+    else:
+        lines.append(t("Sets in progress: {jobs}", jobs=usage.unfinished_jobs))
     return lines
 
 
@@ -109,54 +158,75 @@ def server_report(
     blocked_prompts: int,
     role_exists: Callable[[int], bool],
     unknown_outcomes: Sequence[tuple[int, float]] = (),
-    spend_lines: Sequence[str] = (),
-    language: str = "",
-) -> str:
+    spend_lines: Sequence[Text] = (),
+    language: Value = "",
+) -> list[Text]:
     """`/quota show` without a user: settings, budget, every override and the top users this period."""
-    when = periods.current(guild.period)
-    lines = [
-        "**Image quotas on this server**",
-        f"Default: {defaults(guild)}" + (" (the bot's defaults)" if guild.is_default else ""),
-    ]
-    if guild.budget_images is None and guild.budget_usd_micros is None:
-        lines.append("Server budget: none")
+    when = current_period(guild.period)
+    lines = [t("**Image quotas on this server**")]
+    if guild.is_default:
+        lines.append(t("Default: {defaults} (the bot's defaults)", defaults=defaults(guild)))
     else:
-        budget_when = periods.current(guild.budget_period or guild.period)
-        lines.append(f"Server budget: {budget(guild)}; {images(budget_used)} used or reserved {budget_when}")
+        lines.append(t("Default: {defaults}", defaults=defaults(guild)))
+    if guild.budget_images is None and guild.budget_usd_micros is None:
+        lines.append(t("Server budget: none"))
+    else:
+        lines.append(
+            t(
+                "Server budget: {budget}; {images} used or reserved {when}",
+                budget=budget(guild),
+                images=images(budget_used),
+                when=current_period(guild.budget_period or guild.period),
+            )
+        )
     lines.extend(spend_lines)
+    lines.append(t("Prompts refused by the filter {when}: {count}", when=when, count=blocked_prompts))
     if language:
         lines.append(t("Language of public messages: {language}", language=language))
-    lines.append(f"Prompts refused by the filter {when}: {blocked_prompts}")
-    lines.append("**Overrides**" if overrides else "**Overrides**: none")
+    lines.append(t("**Overrides**") if overrides else t("**Overrides**: none"))
     for item in overrides[:MAX_LISTED_OVERRIDES]:
+        limit_text = per_period(item.images, guild.period)
         if item.kind == "user":
-            target = f"<@{item.target_id}>"
+            lines.append(t("• {target}: {limit}", target=f"<@{item.target_id}>", limit=limit_text))
+        elif role_exists(item.target_id):
+            lines.append(t("• {target}: {limit}", target=f"<@&{item.target_id}>", limit=limit_text))
         else:
-            target = f"<@&{item.target_id}>" + ("" if role_exists(item.target_id) else " (deleted role)")
-        lines.append(f"• {target}: {per_period(item.images, guild.period)}")
+            lines.append(t("• {target} (deleted role): {limit}", target=f"<@&{item.target_id}>", limit=limit_text))
     if len(overrides) > MAX_LISTED_OVERRIDES:
-        lines.append(f"… and {len(overrides) - MAX_LISTED_OVERRIDES} more")
-    lines.append(f"**Top users {when}**" if top_users else f"**Top users {when}**: nobody yet")
-    lines.extend(f"{rank}. <@{user_id}>: {images(count)}" for rank, (user_id, count) in enumerate(top_users, 1))
+        left = len(overrides) - MAX_LISTED_OVERRIDES
+        lines.append(tn("… and {count} more", "… and {count} more", left))
+    lines.append(
+        t("**Top users {when}**", when=when) if top_users else t("**Top users {when}**: nobody yet", when=when)
+    )
+    lines.extend(
+        t("{rank}. {member}: {images}", rank=rank, member=f"<@{user_id}>", images=images(count))
+        for rank, (user_id, count) in enumerate(top_users, 1)
+    )
     lines.extend(unknown_outcome_lines(unknown_outcomes))
-    return fit(lines)
+    return lines
 
 
-def unknown_outcome_lines(jobs: Sequence[tuple[int, float]]) -> list[str]:
+def unknown_outcome_lines(jobs: Sequence[tuple[int, float]]) -> list[Text]:
     """(user id, submit time) of jobs RunComfy may have made and billed without the bot learning their id."""
     if not jobs:
         return []
     lines = [
-        "**Sets with an unknown outcome** (RunComfy may have made and billed them; the images were given back; "
-        "compare with RunComfy's Generations page)"
+        t(
+            "**Sets with an unknown outcome** (RunComfy may have made and billed them; the images were given back; "
+            "compare with RunComfy's Generations page)"
+        )
     ]
-    lines.extend(f"• <@{user_id}>, sent <t:{int(sent)}:f>" for user_id, sent in jobs)
+    lines.extend(
+        t("• {member}, sent {time}", member=f"<@{user_id}>", time=f"<t:{int(sent)}:f>") for user_id, sent in jobs
+    )
     return lines
 
 
-def member_report(mention: str, usage: Usage, *, max_concurrent: int, blocked_prompts: int) -> str:
+def member_report(mention: str, usage: Usage, *, max_concurrent: int, blocked_prompts: int) -> list[Text]:
     """`/quota show user:`: their limit and its source, usage, reservations, jobs, reset time."""
-    when = periods.current(usage.period)
-    lines = [f"**Image quota of {mention}**", *usage_lines(usage, max_concurrent=max_concurrent)]
-    lines.append(f"Prompts refused by the filter {when}: {blocked_prompts}")
-    return fit(lines)
+    when = current_period(usage.period)
+    return [
+        t("**Image quota of {member}**", member=mention),
+        *usage_lines(usage, max_concurrent=max_concurrent),
+        t("Prompts refused by the filter {when}: {count}", when=when, count=blocked_prompts),
+    ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 MAX_PROMPT_CHARS = 600
@@ -20,8 +20,30 @@ DEFAULT_IMAGES = 3
 MAX_SEED = 2_147_483_647
 
 
+class Invalid(StrEnum):
+    """Which rule an option broke."""
+
+    PROMPT_NOT_TEXT = "prompt_not_text"
+    PROMPT_EMPTY = "prompt_empty"
+    PROMPT_TOO_LONG = "prompt_too_long"  # length, limit
+    PROMPT_TOO_LONG_WITH_COUNT = "prompt_too_long_with_count"  # length, room, count: with the count put in front
+    PROMPT_COUNT_OUT_OF_RANGE = "prompt_count_out_of_range"  # count, minimum, maximum
+    COUNT_MISMATCH = "count_mismatch"  # count (in the prompt), images (the option)
+    IMAGES_OUT_OF_RANGE = "images_out_of_range"  # minimum, maximum
+    SEED_OUT_OF_RANGE = "seed_out_of_range"  # maximum
+    UNKNOWN_ASPECT = "unknown_aspect"  # value, choices
+    UNKNOWN_MODE = "unknown_mode"  # value
+    PROMPT_BLOCKED = "prompt_blocked"  # matched
+
+
 class ValidationError(ValueError):
-    """An option a user gave is not acceptable; the message is written for that user."""
+    """An option a user gave is not acceptable. `code` names the rule and `values` its numbers, for the Discord side
+    to word in the member's language; the message is the English wording (logs, the command line)."""
+
+    def __init__(self, code: Invalid, message: str, **values: int | str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.values = values
 
 
 class Aspect(Enum):
@@ -63,7 +85,10 @@ class Aspect(Enum):
             if text in (aspect.value.lower(), aspect.ratio, aspect.value.split(" ")[0]):
                 return aspect
         choices = ", ".join(a.ratio for a in cls)
-        raise ValidationError(f"Unknown aspect ratio “{value}”. Choose one of: {choices}.")
+        raise ValidationError(
+            Invalid.UNKNOWN_ASPECT, f"Unknown aspect ratio “{value}”. Choose one of: {choices}.", value=value,
+            choices=choices,
+        )  # fmt: skip
 
 
 DEFAULT_ASPECT = Aspect.LANDSCAPE_16_9
@@ -80,7 +105,8 @@ class Mode(Enum):
         try:
             return cls(value.strip().lower())
         except ValueError:
-            raise ValidationError(f"Unknown mode “{value}”. Choose fast or standard.") from None
+            raise ValidationError(Invalid.UNKNOWN_MODE, f"Unknown mode “{value}”. Choose fast or standard.",
+                                  value=value) from None  # fmt: skip
 
 
 _NUMBER_WORDS = {
@@ -154,7 +180,10 @@ class SeedreamRequest:
 
 def _check_images(images: int) -> int:
     if isinstance(images, bool) or not isinstance(images, int) or not MIN_IMAGES <= images <= MAX_IMAGES:
-        raise ValidationError(f"The number of images must be between {MIN_IMAGES} and {MAX_IMAGES}.")
+        raise ValidationError(
+            Invalid.IMAGES_OUT_OF_RANGE, f"The number of images must be between {MIN_IMAGES} and {MAX_IMAGES}.",
+            minimum=MIN_IMAGES, maximum=MAX_IMAGES,
+        )  # fmt: skip
     return images
 
 
@@ -162,7 +191,9 @@ def _check_seed(seed: int | None) -> int | None:
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ValidationError(f"The seed must be a whole number from 0 to {MAX_SEED}.")
+        raise ValidationError(
+            Invalid.SEED_OUT_OF_RANGE, f"The seed must be a whole number from 0 to {MAX_SEED}.", maximum=MAX_SEED
+        )
     return seed
 
 
@@ -179,13 +210,16 @@ def build_request(
 ) -> SeedreamRequest:
     """Validate a user's options and align the prompt with the image count."""
     if not isinstance(prompt, str):
-        raise ValidationError("The prompt must be text.")
+        raise ValidationError(Invalid.PROMPT_NOT_TEXT, "The prompt must be text.")
     prompt = " ".join(prompt.split())
     if not visible(prompt):
-        raise ValidationError("The prompt is empty: describe the images you want.")
+        raise ValidationError(Invalid.PROMPT_EMPTY, "The prompt is empty: describe the images you want.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise ValidationError(
-            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}. Please shorten it."
+            Invalid.PROMPT_TOO_LONG,
+            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}. Please shorten it.",
+            length=len(prompt),
+            limit=MAX_PROMPT_CHARS,
         )
     aspect = Aspect.parse(aspect)
     mode = Mode.parse(mode)
@@ -195,12 +229,19 @@ def build_request(
     if in_prompt is not None:
         if not MIN_IMAGES <= in_prompt <= MAX_IMAGES:
             raise ValidationError(
-                f"The prompt asks for {in_prompt} images; a set has {MIN_IMAGES} to {MAX_IMAGES} images."
+                Invalid.PROMPT_COUNT_OUT_OF_RANGE,
+                f"The prompt asks for {in_prompt} images; a set has {MIN_IMAGES} to {MAX_IMAGES} images.",
+                count=in_prompt,
+                minimum=MIN_IMAGES,
+                maximum=MAX_IMAGES,
             )
         if images is not None and _check_images(images) != in_prompt:
             raise ValidationError(
+                Invalid.COUNT_MISMATCH,
                 f"The prompt asks for {in_prompt} images but the images option says {images}. "
-                "Make them match, or leave the images option out."
+                "Make them match, or leave the images option out.",
+                count=in_prompt,
+                images=images,
             )
         return SeedreamRequest(prompt, prompt, in_prompt, aspect, seed, mode)
 
@@ -209,7 +250,11 @@ def build_request(
     if len(text) > MAX_PROMPT_CHARS:
         room = MAX_PROMPT_CHARS - len(_count_prefix(count))
         raise ValidationError(
+            Invalid.PROMPT_TOO_LONG_WITH_COUNT,
             f"The prompt is {len(prompt)} characters long. Please keep it to {room} characters, "
-            f"or say the number of images in it (for example “{count} images of …”)."
+            f"or say the number of images in it (for example “{count} images of …”).",
+            length=len(prompt),
+            room=room,
+            count=count,
         )
     return SeedreamRequest(prompt, text, count, aspect, seed, mode)

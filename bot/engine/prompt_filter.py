@@ -15,9 +15,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from bot.domain.quota_policy import day_number
-from bot.domain.seedream import ValidationError
+from bot.domain.seedream import Invalid, ValidationError
 from bot.store.database import Storage
 
 MAX_TERMS = 100  # per server
@@ -31,8 +32,27 @@ _PROMPT_WORD = re.compile(r"\w+")
 _STARS = re.compile(r"\*{2,}")
 
 
+class BadTerm(StrEnum):
+    """Why a term cannot be used."""
+
+    EMPTY = "empty"
+    TOO_LONG = "too_long"  # maximum
+    BAD_CHARACTERS = "bad_characters"
+    NO_LETTERS = "no_letters"
+    TOO_MANY_WORDS = "too_many_words"  # maximum
+    BARE_STAR = "bare_star"
+    TOO_SHORT = "too_short"  # minimum
+    LIST_FULL = "list_full"  # maximum
+
+
 class TermError(ValueError):
-    """A term cannot be used (bad syntax, too long, list full); the message is written for the admin."""
+    """A term cannot be used: `code` says why and `values` gives the numbers, for the Discord side to word; the
+    message is the English wording."""
+
+    def __init__(self, code: BadTerm, message: str, **values: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.values = values
 
 
 class PromptBlocked(ValidationError):
@@ -40,7 +60,7 @@ class PromptBlocked(ValidationError):
 
     def __init__(self, matched: str) -> None:
         self.matched = matched
-        super().__init__(f"blocked term {matched!r}")
+        super().__init__(Invalid.PROMPT_BLOCKED, f"blocked term {matched!r}", matched=matched)
 
 
 @dataclass(frozen=True)
@@ -59,26 +79,39 @@ def _fold(text: str) -> str:
 def parse_term(text: str) -> str:
     """The canonical form of a term (folded, one space between words); raises `TermError` if unusable."""
     if not isinstance(text, str) or not text.strip():
-        raise TermError("The term is empty: give a word or a few words to block.")
+        raise TermError(BadTerm.EMPTY, "The term is empty: give a word or a few words to block.")
     if len(text) > MAX_TERM_CHARS:
-        raise TermError(f"A term can be at most {MAX_TERM_CHARS} characters long.")
+        raise TermError(
+            BadTerm.TOO_LONG, f"A term can be at most {MAX_TERM_CHARS} characters long.", maximum=MAX_TERM_CHARS
+        )
     if not _TERM_CHARS.match(text):
         raise TermError(
+            BadTerm.BAD_CHARACTERS,
             "A term can only contain letters, digits, spaces, apostrophes, hyphens and `*` "
-            "(which stands for any letters, e.g. `cat*`)."
+            "(which stands for any letters, e.g. `cat*`).",
         )
     words = [_STARS.sub("*", word) for word in _TERM_WORD.findall(_fold(text))]
     if not words:
-        raise TermError("The term has no letters or digits.")
+        raise TermError(BadTerm.NO_LETTERS, "The term has no letters or digits.")
     if len(words) > MAX_TERM_WORDS:
-        raise TermError(f"A term can have at most {MAX_TERM_WORDS} words.")
+        raise TermError(
+            BadTerm.TOO_MANY_WORDS, f"A term can have at most {MAX_TERM_WORDS} words.", maximum=MAX_TERM_WORDS
+        )
     if any(word.strip("*") == "" for word in words):
-        raise TermError("Every word of a term needs a letter or digit: `*` alone would match any word.")
+        raise TermError(
+            BadTerm.BARE_STAR, "Every word of a term needs a letter or digit: `*` alone would match any word."
+        )
     if sum(len(word.replace("*", "")) for word in words) < MIN_LITERAL_CHARS:
-        raise TermError(f"A term needs at least {MIN_LITERAL_CHARS} letters or digits.")
+        raise TermError(
+            BadTerm.TOO_SHORT,
+            f"A term needs at least {MIN_LITERAL_CHARS} letters or digits.",
+            minimum=MIN_LITERAL_CHARS,
+        )
     term = " ".join(words)
     if len(term) > MAX_TERM_CHARS:  # some characters spell out longer once folded (ligatures)
-        raise TermError(f"A term can be at most {MAX_TERM_CHARS} characters long.")
+        raise TermError(
+            BadTerm.TOO_LONG, f"A term can be at most {MAX_TERM_CHARS} characters long.", maximum=MAX_TERM_CHARS
+        )
     return term
 
 
@@ -136,7 +169,11 @@ class PromptFilter:
                 return term, False
             count = await tx.fetchone("SELECT count(*) FROM blocked_terms WHERE guild_id = ?", (guild_id,))
             if count is not None and count[0] >= MAX_TERMS:
-                raise TermError(f"This server already blocks {MAX_TERMS} terms, the most it can. Remove one first.")
+                raise TermError(
+                    BadTerm.LIST_FULL,
+                    f"This server already blocks {MAX_TERMS} terms, the most it can. Remove one first.",
+                    maximum=MAX_TERMS,
+                )
             await tx.fetchall(
                 "INSERT INTO blocked_terms (guild_id, term, added_by, added_at) VALUES (?, ?, ?, ?)",
                 (guild_id, term, added_by, self._clock()),

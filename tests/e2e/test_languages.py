@@ -129,3 +129,25 @@ async def test_jobs_lists_a_members_sets_in_their_language(fake_discord, fake_ru
     assert lines[0] == "**Deine letzten Bilderserien**, neueste zuerst"
     assert lines[1].startswith("**1.** ⏳ wartet · 0/1 Bild · “ein Leuchtturm” · [Nachricht](")
     assert button_labels(original) == ["Abbrechen 1"]
+
+
+async def test_bad_options_are_refused_in_the_members_language_naming_the_options_as_discord_shows_them(
+    fake_discord, fake_runcomfy, start_bot
+):
+    await start_imagine_bot(start_bot, fake_runcomfy)
+
+    mismatch = await fake_discord.run_command("imagine", {"prompt": "5 images of cats", "images": 3}, locale="de")
+    assert await private_answer(fake_discord, mismatch) == (
+        "Die Option `beschreibung` verlangt 5 Bilder, aber die Option `bilder` sagt 3. Gleiche beide an oder lass "
+        "die Option `bilder` weg."
+    )
+    too_long = await fake_discord.run_command("imagine", {"prompt": "x" * 1200}, locale="fr")
+    assert await private_answer(fake_discord, too_long) == (
+        "L'option `description` fait 1\u202f200 caractères ; la limite est de 600. Merci de la raccourcir."
+    )
+    seed = await fake_discord.run_command("imagine", {"prompt": "un gato", "seed": -1}, locale="es-ES")
+    said = await private_answer(fake_discord, seed)
+    assert said == "La opción `semilla` debe ser un número entero de 0 a 2147483647."
+    assert fake_runcomfy.submits == []
+    unknown = await fake_discord.run_command("imagine", {"prompt": "a cat", "images": 99}, locale="ja")
+    assert await private_answer(fake_discord, unknown) == "`images` must be between 1 and 15."

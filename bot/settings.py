@@ -54,6 +54,7 @@ class Settings:
     download_concurrency: int = 4
     download_timeout_seconds: float = 120.0
     status_edit_interval_seconds: float = 2.0
+    status_queue_edit_interval_seconds: float = 15.0
     price_per_image_usd_micros: int = 30_000  # PRICE_PER_IMAGE_USD, used while RunComfy quotes no usable price
 
     @property
@@ -176,6 +177,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "DOWNLOAD_CONCURRENCY": ("download_concurrency", _int_min(1)),
     "DOWNLOAD_TIMEOUT_SECONDS": ("download_timeout_seconds", _float_min(1)),
     "STATUS_EDIT_INTERVAL_SECONDS": ("status_edit_interval_seconds", _float_min(0)),
+    "STATUS_QUEUE_EDIT_INTERVAL_SECONDS": ("status_queue_edit_interval_seconds", _float_min(0)),
     "PRICE_PER_IMAGE_USD": ("price_per_image_usd_micros", _usd_per_image),
     "SHARD_COUNT": ("shard_count", _at_least(int, 1, f"a whole number from 1 to {MAX_SHARD_COUNT}")),
     "SHARD_IDS": ("shard_ids", _shard_ids),

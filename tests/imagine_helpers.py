@@ -20,6 +20,7 @@ FAST = {
     "poll_interval_seconds": 0.05,
     "poll_max_interval_seconds": 0.2,
     "status_edit_interval_seconds": 0.05,
+    "status_queue_edit_interval_seconds": 0.05,
 }
 CANCEL_PREFIX = "seedream:cancel:"
 

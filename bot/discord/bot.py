@@ -179,7 +179,11 @@ class SeedreamBot(commands.AutoShardedBot):
         self._closers.append(self.alerts.close)
         self.prices.on_credit_change(self.alerts.credit_changed)
         self.presenter = DiscordPresenter(
-            self, self.storage, edit_interval=settings.status_edit_interval_seconds, languages=self.languages
+            self,
+            self.storage,
+            edit_interval=settings.status_edit_interval_seconds,
+            queue_edit_interval=settings.status_queue_edit_interval_seconds,
+            languages=self.languages,
         )
         self.presenter.watchers.append(self.alerts.job_changed)
         workdir = settings.database_path.parent / "downloads"

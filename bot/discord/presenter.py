@@ -6,8 +6,9 @@ that, or as soon as Discord says the token is gone, the bot edits that same repl
 channel messages and posts the images as ordinary messages replying to it; only when the reply
 cannot be edited (deleted) does it post a new status message in the channel.
 
-Edits are coalesced: only when what people see changed, and at most once per `edit_interval`
-seconds per job. A failed edit is tried again a few times, then left until the next change.
+Edits are coalesced: only when what people see changed, and paced as `bot.discord.status_slot` says
+(at most once per `edit_interval` seconds per job, queue positions less often). A failed edit is tried
+again a few times, then left until the next change.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -32,6 +32,7 @@ from bot.discord.post_refusal import describe, is_permanent, warn_missing_permis
 from bot.discord.posted_parts import find_part, upload_files
 from bot.discord.server_language import ServerLanguages
 from bot.discord.status import StatusView, render_status
+from bot.discord.status_slot import StatusSlot
 from bot.engine.delivery import DeliveryReport, PendingPart, PostRefused, PreparedImage, UploadTooLarge
 from bot.logging_setup import for_job
 from bot.runcomfy.backoff import doubling
@@ -59,16 +60,6 @@ class ReplyGone(Exception):
         self.token_dead = token_dead
 
 
-@dataclass
-class _Slot:
-    latest: Job
-    notes: tuple[str, ...] = ()
-    shown: StatusView | None = None
-    abandoned: StatusView | None = None  # a view whose edit kept failing; tried again once something changes
-    next_edit: float = float("-inf")
-    task: asyncio.Task[None] | None = None
-
-
 class DiscordPresenter:
     def __init__(
         self,
@@ -77,12 +68,14 @@ class DiscordPresenter:
         *,
         edit_interval: float = 2.0,
         languages: ServerLanguages | None = None,
+        queue_edit_interval: float = 15.0,
     ) -> None:
         self._bot = bot
         self._languages = languages or ServerLanguages(bot)
         self._storage = storage
         self._interval = edit_interval
-        self._slots: dict[str, _Slot] = {}
+        self._queue_interval = max(queue_edit_interval, edit_interval)
+        self._slots: dict[str, StatusSlot] = {}
         self._dead_tokens: set[str] = set()
         self._deleted_replies: set[str] = set()
         self._interaction_limits: dict[int, int] = {}  # guild -> the upload limit its last interaction announced
@@ -117,8 +110,9 @@ class DiscordPresenter:
             reply_message_id=message.id,
             reply_channel_id=message.channel.id,
         )
-        slot = self._slots.setdefault(job.id, _Slot(job))
-        slot.shown, slot.next_edit = view, time.monotonic() + self._interval
+        slot = self._slots.setdefault(job.id, StatusSlot(job))
+        slot.saw_shown(view, job.state)
+        slot.next_edit = time.monotonic() + self._interval
         await warn_missing_permissions(interaction, job)
         return job
 
@@ -133,12 +127,14 @@ class DiscordPresenter:
         if slot is None:
             if job.id in self._finished and not job.state.terminal:
                 return  # a snapshot read before the job finished
-            slot = self._slots[job.id] = _Slot(job)
+            slot = self._slots[job.id] = StatusSlot(job)
         elif job.updated_at < slot.latest.updated_at or (slot.latest.state.terminal and not job.state.terminal):
             return  # an older snapshot must not undo a newer one
-        slot.latest = job
+        slot.saw(job)
         if slot.task is None or slot.task.done():
             slot.task = asyncio.create_task(self._run(job.id), name=f"status-{job.id}")
+        else:
+            slot.changed.set()
 
     async def close(self) -> None:
         """Drop pending edits (a restart shows every unfinished job again)."""
@@ -152,13 +148,16 @@ class DiscordPresenter:
         slot = self._slots[job_id]
         failures = 0
         while True:
+            slot.changed.clear()
             job = slot.latest
-            view = render_status(job, slot.notes, self._language(job))
+            view = slot.render(self._language(job))
             if view == slot.shown or view == slot.abandoned:
                 break
-            delay = slot.next_edit - time.monotonic()
+            delay = slot.due(self._interval, self._queue_interval) - time.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await slot.changed.wait()
                 continue  # what to show may have changed meanwhile
             slot.next_edit = time.monotonic() + self._interval
             try:
@@ -176,7 +175,8 @@ class DiscordPresenter:
                     pause = doubling(EDIT_RETRY_PAUSE, math.inf, failures - 1)
                     slot.next_edit = time.monotonic() + max(self._interval, pause)
                 continue
-            slot.shown, failures = view, 0
+            slot.saw_shown(view, job.state)
+            failures = 0
         if slot.latest.state.terminal:
             self._slots.pop(job_id, None)
             self._finished[job_id] = None
@@ -274,7 +274,7 @@ class DiscordPresenter:
     async def delivery_finished(self, job: Job, report: DeliveryReport) -> None:
         notes = [jump_note(report.progress.first_url)] if report.progress.first_url else []
         notes.extend(delivery_notes(report))
-        self._slots.setdefault(job.id, _Slot(job)).notes = tuple(notes)
+        self._slots.setdefault(job.id, StatusSlot(job)).notes = tuple(notes)
         await self.job_changed(job)
 
     async def _post(

@@ -254,6 +254,7 @@ async def test_missing_permissions_with_the_reply_deleted_are_told_privately(
     fake_discord._delete(fake_discord.original_for(interaction))
     fake_discord.deny_channel(fake_discord.world.channel_id)
 
+    fake_runcomfy.delays["download"] = 0.3  # the "uploading" edit finds the reply gone before any image is posted
     fake_runcomfy.complete(job.request_id)
 
     job = await job_in(bot, job.id, JobState.FAILED)

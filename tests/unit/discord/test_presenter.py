@@ -17,8 +17,11 @@ from tests.imagine_helpers import eventually, make_job
 class RecordingPresenter(DiscordPresenter):
     """The real coalescing, with Discord replaced by a list of (time, view) edits."""
 
-    def __init__(self, interval: float, *, failures: list[Exception] | None = None) -> None:
-        super().__init__(bot=None, storage=None, edit_interval=interval)  # type: ignore[arg-type]
+    def __init__(
+        self, interval: float, *, queue_interval: float | None = None, failures: list[Exception] | None = None
+    ) -> None:
+        queue_interval = interval if queue_interval is None else queue_interval
+        super().__init__(bot=None, storage=None, edit_interval=interval, queue_edit_interval=queue_interval)  # type: ignore[arg-type]
         self.edits: list[tuple[float, StatusView]] = []
         self.attempts = 0
         self.failures = failures or []
@@ -78,6 +81,64 @@ async def test_a_steady_stream_of_changes_is_edited_at_most_once_per_interval():
     assert len(times) <= 0.55 / interval + 2
     assert all(later - earlier >= interval - 0.01 for earlier, later in itertools.pairwise(times))
     assert presenter.edits[-1][1] == render_status(queued(100 - step + 1))
+
+
+def running(at: float = 0.0):
+    return make_job(state=JobState.RUNNING, started_at=1.0, updated_at=1_700_000_000.0 + at)
+
+
+def lines(presenter: RecordingPresenter) -> list[str]:
+    return [view.state_line.split("…")[0].split(" (")[0] for _t, view in presenter.edits]
+
+
+async def test_a_move_in_the_queue_waits_for_the_queue_interval_but_a_start_does_not():
+    presenter = RecordingPresenter(0.01, queue_interval=60.0)
+    await presenter.job_changed(queued(5))
+    await eventually(lambda: presenter.edits)
+    await asyncio.sleep(0.05)
+    await presenter.job_changed(queued(4, at=1))
+    await presenter.job_changed(queued(3, at=2))
+    await asyncio.sleep(0.1)
+    assert lines(presenter) == ["⏳ Queued at RunComfy — position 5"]
+
+    await presenter.job_changed(running(at=3))
+    await asyncio.wait_for(idle(presenter), 5)
+    assert lines(presenter) == ["⏳ Queued at RunComfy — position 5", "🎨 Generating"]
+
+
+async def test_the_latest_position_is_shown_once_the_queue_interval_has_passed():
+    presenter = RecordingPresenter(0.01, queue_interval=0.3)
+    await presenter.job_changed(queued(5))
+    await eventually(lambda: presenter.edits)
+    for step, position in enumerate((4, 3, 2), start=1):
+        await presenter.job_changed(queued(position, at=step))
+        await asyncio.sleep(0.02)
+    await asyncio.wait_for(idle(presenter), 5)
+    assert [view.state_line[-10:] for _t, view in presenter.edits] == ["position 5", "position 2"]
+    assert presenter.edits[1][0] - presenter.edits[0][0] >= 0.3 - 0.01
+
+
+async def test_a_short_delivery_goes_straight_to_done():
+    presenter = RecordingPresenter(0.4)
+    await presenter.job_changed(running())
+    await eventually(lambda: presenter.edits)
+    await asyncio.sleep(0.45)  # the last edit is old: a change could be shown at once
+    await presenter.job_changed(make_job(state=JobState.DELIVERING, started_at=1.0, updated_at=1_700_000_001.0))
+    await asyncio.sleep(0.05)  # the images are posted well within half an interval
+    await presenter.job_changed(make_job(state=JobState.DELIVERED, images_delivered=4, updated_at=1_700_000_002.0))
+    await asyncio.wait_for(idle(presenter), 5)
+    assert lines(presenter) == ["🎨 Generating", "✅ Done — 4 images"]
+
+
+async def test_a_long_delivery_shows_that_the_images_are_being_uploaded():
+    presenter = RecordingPresenter(0.1)
+    await presenter.job_changed(running())
+    await eventually(lambda: presenter.edits)
+    await presenter.job_changed(make_job(state=JobState.DELIVERING, started_at=1.0, updated_at=1_700_000_001.0))
+    await eventually(lambda: len(presenter.edits) == 2)
+    await presenter.job_changed(make_job(state=JobState.DELIVERED, images_delivered=4, updated_at=1_700_000_002.0))
+    await asyncio.wait_for(idle(presenter), 5)
+    assert lines(presenter) == ["🎨 Generating", "📤 Done generating — uploading the images", "✅ Done — 4 images"]
 
 
 async def test_an_older_snapshot_never_undoes_a_newer_one():

@@ -111,6 +111,15 @@ class TimedFakeDiscord(FakeDiscord):
         self.callback_times: dict[str, float] = {}  # interaction token -> arrival of its first callback
         self.image_posts: list[ImagePost] = []
         self.posts_by_token: dict[str, list[ImagePost]] = {}
+        self.status_edits = 0  # edits of a message (the status), through the interaction webhook or in the channel
+
+    async def edit_webhook_message(self, params: dict[str, str], payload: Any, files: list[RecordedFile]) -> Any:
+        self.status_edits += 1
+        return await super().edit_webhook_message(params, payload, files)
+
+    async def edit_channel_message(self, params: dict[str, str], payload: Any, files: list[RecordedFile]) -> Any:
+        self.status_edits += 1
+        return await super().edit_channel_message(params, payload, files)
 
     async def interaction_callback(self, params: dict[str, str], payload: Any, files: list[RecordedFile]) -> Any:
         self.callback_times.setdefault(params["token"], time.monotonic())

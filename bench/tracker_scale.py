@@ -130,6 +130,8 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
             except TimeoutError as exc:
                 print(f"stopped waiting: {exc}; what is missing is counted below")
             phases.mark("deliver")
+            last_image = max((p.arrived for p in world.discord.image_posts), default=float("nan"))
+            last_finish = max(finish_time(job) for job in world.runcomfy.jobs.values())
             await asyncio.sleep(3.0)  # the last status edits
             phases.mark("settle")
         acks = [world.ack_seconds(i) for i in interactions]
@@ -158,6 +160,9 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
             "rates": rates,
             "delays": delays,
             "problems": await world.bot.log_problems(),
+            "edits": world.discord.status_edits,
+            "first_finish_to_last_image": last_image - first_done,
+            "last_finish_to_last_image": last_image - last_finish,
         }
         await world.bot.stop()
         result["states"] = await asyncio.to_thread(read_job_states, world.folder / "seedream.db")
@@ -209,6 +214,11 @@ def main() -> int:
     )  # fmt: skip
     per_job = r["cpu_total"] / max(1, len(r["rates"])) * 1000
     deliver_cpu = next(row[2] for row in r["phases"] if row[0] == "deliver")
+    print(
+        f"status edits: {r['edits']} ({r['edits'] / max(1, len(r['rates'])):.2f} per job); deliver phase wall: "
+        f"{r['first_finish_to_last_image']:.1f} s from the first finish to the last image, of which "
+        f"{r['last_finish_to_last_image']:.2f} s after the last finish (the finishes are spread by the queue times)"
+    )
     print(
         f"bot CPU {r['cpu_total']:.1f} s in all: {per_job:.1f} ms per job "
         f"(target <= {TARGET_CPU_MS_PER_JOB:g}: {'ok' if per_job <= TARGET_CPU_MS_PER_JOB else 'MISSED'}); "

@@ -35,6 +35,7 @@ def _command(commands: Any, name: str, summary: str, description: str, epilog: s
 def _parser() -> argparse.ArgumentParser:
     from bot.cli import fetch as cli_fetch
     from bot.cli import generate as cli_generate
+    from bot.cli import migrate as cli_migrate
     from bot.cli import report as cli_report
 
     parser = argparse.ArgumentParser(
@@ -70,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
             "print spend per server and member from the database (works while the bot runs)",
             cli_report.DESCRIPTION,
             cli_report.EPILOG,
+        )
+    )
+    cli_migrate.add_arguments(
+        _command(
+            commands,
+            "migrate-to-postgres",
+            "copy the SQLite database into PostgreSQL (DATABASE_URL) and check the copy",
+            cli_migrate.DESCRIPTION,
+            cli_migrate.EPILOG,
         )
     )
     _command(
@@ -108,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             from bot.cli import report as cli_report
 
             return cli_report.main(args)
+        if command == "migrate-to-postgres":
+            from bot.cli import migrate as cli_migrate
+
+            return cli_migrate.main(args)
         if command == "check":
             from bot.cli import check
 

@@ -34,7 +34,7 @@ from bot.runcomfy.client import RunComfyClient
 from bot.settings import Settings, secrets_of
 from bot.store.database import Storage
 from bot.store.languages import LanguageStore
-from bot.store.leases import Leases
+from bot.store.leases import DatabaseCancelSignal, Leases
 from bot.store.money import MoneyStore
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,12 @@ class SeedreamBot(commands.AutoShardedBot):
         )
         if self.storage_is_shared:
             # Closed after the tracker (closers run last first): leaving hands the unfinished jobs to the others.
-            self.lease_keeper = LeaseKeeper(Leases(self.storage), self.tracker, lease=settings.lease_seconds)
+            self.lease_keeper = LeaseKeeper(
+                Leases(self.storage),
+                self.tracker,
+                lease=settings.lease_seconds,
+                signal=DatabaseCancelSignal(self.storage),
+            )
             self.tracker.cancel_listeners.append(self.lease_keeper.cancelled)
             self._closers.append(self.lease_keeper.close)
             await self.lease_keeper.register(settings.shards_text)
@@ -206,7 +211,7 @@ class SeedreamBot(commands.AutoShardedBot):
     @property
     def storage_is_shared(self) -> bool:
         """PostgreSQL: other processes may run on the same database (SQLite is held by one, see bot.store.lock)."""
-        return getattr(self.storage, "dialect", "sqlite") == "postgresql"
+        return self.storage.dialect == "postgresql"
 
     def _connected(self) -> bool:
         """Every shard of this process has its gateway connection open."""

@@ -16,13 +16,16 @@ well within the lease.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from bot.domain.job import JOB_COLUMNS, Job
 from bot.store.database import Storage
 from bot.store.migrations import UNFINISHED_SQL
 
 CLAIM_BATCH = 100  # jobs claimed by one statement; the next heartbeat claims more
+CANCEL_CHANNEL = "seedream_job_cancelled"  # NOTIFY channel: a job id, cancelled by some process
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class Leases:
         """Take over the unfinished jobs of processes whose heartbeat is older than `lease` seconds (or that left),
         oldest first; return them, now owned by this process."""
         cutoff = self.storage.clock() - lease
-        lock = " FOR UPDATE OF j SKIP LOCKED" if getattr(self.storage, "dialect", "sqlite") == "postgresql" else ""
+        lock = " FOR UPDATE OF j SKIP LOCKED" if self.storage.dialect == "postgresql" else ""
         rows = await self.storage.write(
             f"""UPDATE jobs SET owner = :me
                 WHERE id IN (
@@ -101,3 +104,22 @@ class Leases:
             "SELECT id, host, pid, shards, started_at, heartbeat_at FROM processes ORDER BY started_at"
         )
         return [ProcessRow(*row) for row in rows]
+
+
+class DatabaseCancelSignal:
+    """Cancels told between processes with PostgreSQL's LISTEN/NOTIFY (see `bot.engine.leases.CancelSignal`)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._stop: Callable[[], Awaitable[None]] | None = None
+
+    async def publish(self, job_id: str) -> None:
+        await self.storage.write("SELECT pg_notify(?, ?)", (CANCEL_CHANNEL, job_id))
+
+    async def subscribe(self, receive: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        self._stop = await self.storage.postgres.listen(CANCEL_CHANNEL, receive)
+
+    async def close(self) -> None:
+        if self._stop is not None:
+            await self._stop()
+            self._stop = None

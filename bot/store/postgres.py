@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -145,3 +145,25 @@ class PostgresDatabase:
                     await asyncio.shield(transaction.rollback())
                 raise
             await _guarded(self._url, transaction.commit())
+
+    async def listen(
+        self, channel: str, receive: Callable[[str], Coroutine[Any, Any, None]]
+    ) -> Callable[[], Awaitable[None]]:
+        """Call `receive(payload)` for every NOTIFY on `channel`, on a connection of its own (outside the pool);
+        returns what stops listening. Payloads are cut to 200 characters."""
+        connection = await _guarded(self._url, asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT))
+        tasks: set[asyncio.Task[None]] = set()
+
+        def notified(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+            task = asyncio.create_task(receive(payload[:200]))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        await _guarded(self._url, connection.add_listener(channel, notified))
+
+        async def stop() -> None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), timeout=10)
+            connection.terminate()
+
+        return stop

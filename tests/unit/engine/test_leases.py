@@ -15,10 +15,16 @@ from bot.engine.leases import LeaseKeeper
 from bot.engine.tracker import CancelReply, Tracker
 from bot.runcomfy.client import RemoteState
 from bot.store.leases import Leases
+from tests.fixtures.postgres import BACKENDS
 from tests.imagine_helpers import eventually
 from tests.unit.engine.test_tracker import RecordingObserver, ScriptedRunComfy, config, result, status
 
 LEASE = 60.0
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 class Bus:

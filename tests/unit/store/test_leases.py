@@ -8,9 +8,15 @@ import pytest
 
 from bot.domain.job_state import JobState
 from bot.store.database import Storage
-from bot.store.leases import Leases
+from bot.store.leases import DatabaseCancelSignal, Leases
+from tests.fixtures.postgres import BACKENDS
 
 LEASE = 60.0
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 async def submitted(storage: Storage, reserve_job, owner: Leases | None, user_id: int = 1) -> str:
@@ -108,3 +114,24 @@ async def test_processes_claiming_together_share_the_jobs_out(storage, reserve_j
     batches = await asyncio.gather(*(claimer.claim(LEASE, limit=5) for claimer in claimers))
     ids = [job.id for batch in batches for job in batch]
     assert sorted(ids) == sorted(job_ids)  # every job, to one process each
+
+
+async def test_a_cancel_is_signalled_to_the_other_processes_through_listen_notify(postgres_url, storage_clock):
+    listening, notifying = [await Storage.open(postgres_url, clock=storage_clock) for _ in range(2)]
+    received: list[str] = []
+    arrived = asyncio.Event()
+
+    async def receive(job_id: str) -> None:
+        received.append(job_id)
+        arrived.set()
+
+    signal = DatabaseCancelSignal(listening)
+    try:
+        await signal.subscribe(receive)
+        await DatabaseCancelSignal(notifying).publish("abcdef012345")
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert received == ["abcdef012345"]
+    finally:
+        await signal.close()
+        await listening.close()
+        await notifying.close()

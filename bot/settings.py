@@ -268,11 +268,12 @@ def _check_shards(settings: Settings) -> None:
     repeated = sorted(i for i, times in Counter(ids).items() if times > 1)
     if repeated:
         raise SettingsError(f"SHARD_IDS is invalid: {_listed(repeated)} listed more than once.")
-    if len(ids) < count:
+    if len(ids) < count and not settings.database_url:
         # Another process would have to run the other shards, and an SQLite database serves one process only.
         raise SettingsError(
             f"SHARD_IDS runs {len(ids)} of the {count} shards: the others would need processes of their own, "
-            "which an SQLite database cannot serve; leave SHARD_IDS empty to run every shard in this process."
+            "which an SQLite database cannot serve: set DATABASE_URL to a PostgreSQL database they share, or leave "
+            "SHARD_IDS empty to run every shard in this process."
         )
 
 

@@ -280,3 +280,40 @@ def test_env_example_shows_every_other_setting_commented_out_with_its_default():
     assert set(commented) | {"DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"} == set(SETTING_NAMES)
     defaults = load_settings({"DISCORD_TOKEN": "d", "RUNCOMFY_API_TOKEN": "r"}, create_dirs=False)
     assert load_settings({**commented, "DISCORD_TOKEN": "d", "RUNCOMFY_API_TOKEN": "r"}, create_dirs=False) == defaults
+
+
+def compose_services(text: str) -> dict[str, str]:
+    """Each service's block of docker-compose.yml, by name (two-space indented keys under `services:`)."""
+    body = text.split("\nservices:\n", 1)[1].split("\nvolumes:\n", 1)[0]
+    blocks = re.split(r"^  ([a-z0-9-]+):\n", body, flags=re.MULTILINE)[1:]
+    return dict(zip(blocks[::2], blocks[1::2], strict=True))
+
+
+def test_compose_scaled_profile_runs_two_bots_on_postgres_splitting_the_shards():
+    text = COMPOSE.read_text()
+    services = compose_services(text)
+    assert "profiles" not in services["seedream-bot"]  # `docker compose up` still runs the one-process bot
+    assert re.search(r"image: postgres:15\b", services["postgres"])
+    scaled_bots = [name for name in services if name.startswith("bot-shards-")]
+    assert len(scaled_bots) == 2
+    anchor = re.search(r"x-scaled-bot-environment: &scaled-bot-environment\n((?:  .*\n)+)", text)
+    assert anchor is not None
+    shared = anchor[1]
+    assert re.search(r"DATABASE_URL: postgresql://seedream:\$\{POSTGRES_PASSWORD:-\}@postgres:5432/seedream", shared)
+    count = int(re.search(r'SHARD_COUNT: "(\d+)"', shared)[1])
+    ran: list[int] = []
+    for name in ["postgres", *scaled_bots]:
+        assert 'profiles: ["scaled"]' in services[name], name
+    for name in scaled_bots:
+        block = services[name]
+        assert "<<: *scaled-bot-environment" in block and "condition: service_healthy" in block
+        ids = load_settings(
+            {"DISCORD_TOKEN": "d", "RUNCOMFY_API_TOKEN": "r", "DATABASE_URL": "postgresql://u:p@postgres/seedream",
+             "SHARD_COUNT": str(count), "SHARD_IDS": re.search(r'SHARD_IDS: "([^"]+)"', block)[1]},
+            create_dirs=False,
+        ).shard_ids  # fmt: skip
+        ran += ids
+    assert sorted(ran) == list(range(count))  # every shard, each in one process
+    holders = [n for n in scaled_bots if "0" in re.search(r'SHARD_IDS: "([^"]+)"', services[n])[1].split(",")]
+    assert len(holders) == 1  # one process runs shard 0, and so registers the commands
+    assert "POSTGRES_PASSWORD:?" not in text  # would stop even the plain `docker compose up` without a password

@@ -291,6 +291,35 @@ async def test_gateway_closes_4004_on_a_wrong_token(fake_discord):
         assert ws.close_code == 4004
 
 
+async def test_gateway_shards_get_only_their_guilds_and_a_bad_shard_is_closed_4010(fake_discord):
+    count = 2
+    holder = (fake_discord.world.guild_id >> 22) % count
+    async with aiohttp.ClientSession() as session:
+        readies = {}
+        for shard in range(count):
+            ws = await session.ws_connect(fake_discord.gateway_url)
+            await ws.receive_json()
+            identify = {"token": fake_discord.token, "intents": 1, "properties": {}, "shard": [shard, count]}
+            await ws.send_json({"op": 2, "d": identify})
+            readies[shard] = (ws, (await ws.receive_json())["d"])
+        assert [readies[n][1]["shard"] for n in range(count)] == [[0, count], [1, count]]
+        assert [len(readies[n][1]["guilds"]) for n in range(count)] == [int(n == holder) for n in range(count)]
+        assert (await readies[holder][0].receive_json())["t"] == "GUILD_CREATE"
+        await fake_discord.dispatch("TYPING_START", {"channel_id": "1", "guild_id": str(fake_discord.world.guild_id)})
+        assert (await readies[holder][0].receive_json())["t"] == "TYPING_START"  # on the guild's shard only
+        with pytest.raises(TimeoutError):
+            await readies[1 - holder][0].receive_json(timeout=0.2)
+        assert fake_discord.gateway.identified_shards == [[0, count], [1, count]]
+        for ws, _ready in readies.values():
+            await ws.close()
+
+        async with session.ws_connect(fake_discord.gateway_url) as ws:
+            await ws.receive_json()
+            await ws.send_json({"op": 2, "d": {"token": fake_discord.token, "intents": 1, "shard": [2, 2]}})
+            await ws.receive()
+            assert ws.close_code == 4010
+
+
 # --- discord.py against the fake, through a probe bot ----------------------------------------------------------
 
 

@@ -21,8 +21,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from bot.engine.tracker import Tracker
 from bot.store.leases import Leases
@@ -38,7 +38,7 @@ class CancelSignal(Protocol):
 
     async def publish(self, job_id: str) -> None: ...
 
-    async def subscribe(self, receive: Callable[[str], Awaitable[None]]) -> None: ...
+    async def subscribe(self, receive: Callable[[str], Coroutine[Any, Any, None]]) -> None: ...
 
     async def close(self) -> None: ...
 

@@ -183,9 +183,11 @@ async def test_killing_the_process_with_30_jobs_in_flight_hands_them_over_exactl
 
 
 async def _all_owned(url: str) -> set[str] | None:
-    found = await rows(url, "SELECT owner FROM jobs")
+    """The owners once every job's submit is recorded (its owner taken, RunComfy's request id saved)."""
+    found = await rows(url, "SELECT owner, request_id FROM jobs")
     owners = {row[0] for row in found}
-    return owners if len(found) == JOBS and None not in owners else None
+    recorded = all(row[1] is not None for row in found)
+    return owners if len(found) == JOBS and recorded and None not in owners else None
 
 
 async def _all_settled(url: str) -> bool:

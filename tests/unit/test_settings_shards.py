@@ -26,7 +26,8 @@ def test_shard_ids_take_lists_and_ranges():
 def test_with_sqlite_one_process_must_run_every_shard():
     with pytest.raises(SettingsError) as err:
         shards(SHARD_COUNT="4", SHARD_IDS="0,1")
-    assert "runs 2 of the 4 shards" in str(err.value) and "SQLite" in str(err.value) and "DATABASE_URL" in str(err.value)
+    message = str(err.value)
+    assert "runs 2 of the 4 shards" in message and "SQLite" in message and "DATABASE_URL" in message
 
 
 def test_with_postgresql_a_process_may_run_part_of_the_shards():

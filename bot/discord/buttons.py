@@ -18,6 +18,7 @@ from bot.logging_setup import for_job
 
 if TYPE_CHECKING:
     from bot.discord.bot import SeedreamBot
+    from bot.domain.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,24 @@ UNKNOWN_JOB = CANCEL_ANSWERS[CancelReply.UNKNOWN_JOB]
 _Button = discord.ui.Button[discord.ui.View]
 
 
+def _job_button(action: str, job_id: str, label: str, style: discord.ButtonStyle, emoji: str) -> _Button:
+    """A button about one job: its custom_id, `seedream:<action>:<job id>`, outlives a restart."""
+    return discord.ui.Button(label=label, style=style, custom_id=f"seedream:{action}:{job_id}", emoji=emoji)
+
+
+async def _job_of_this_server(interaction: discord.Interaction[SeedreamBot], job_id: str) -> Job | None:
+    """The button's job, if it is one of this server's; otherwise the member is told so, and None."""
+    job = await interaction.client.storage.get_job(job_id)
+    if job is None or interaction.guild_id is None or job.guild_id != interaction.guild_id:
+        await interaction.response.send_message(translate(UNKNOWN_JOB, interaction.locale), ephemeral=True)
+        return None
+    return job
+
+
 class CancelButton(discord.ui.DynamicItem[_Button], template=r"seedream:cancel:(?P<job_id>[0-9a-zA-Z_-]{1,40})"):
     def __init__(self, job_id: str, *, label: str = "Cancel") -> None:
         self.job_id = job_id
-        super().__init__(
-            discord.ui.Button(
-                label=label, style=discord.ButtonStyle.danger, custom_id=f"seedream:cancel:{job_id}", emoji="✖️"
-            )
-        )
+        super().__init__(_job_button("cancel", job_id, label, discord.ButtonStyle.danger, "✖️"))
 
     @classmethod
     async def from_custom_id(
@@ -60,9 +71,8 @@ class CancelButton(discord.ui.DynamicItem[_Button], template=r"seedream:cancel:(
 
     async def callback(self, interaction: discord.Interaction[SeedreamBot]) -> None:  # type: ignore[override]
         bot = interaction.client
-        job = await bot.storage.get_job(self.job_id)
-        if job is None or job.guild_id != interaction.guild_id:
-            await interaction.response.send_message(translate(UNKNOWN_JOB, interaction.locale), ephemeral=True)
+        job = await _job_of_this_server(interaction, self.job_id)
+        if job is None:
             return
         permissions = interaction.permissions
         if interaction.user.id != job.user_id and not (permissions.manage_guild or permissions.administrator):
@@ -79,11 +89,7 @@ class AgainButton(discord.ui.DynamicItem[_Button], template=r"seedream:again:(?P
 
     def __init__(self, job_id: str, *, label: str = "Again") -> None:
         self.job_id = job_id
-        super().__init__(
-            discord.ui.Button(
-                label=label, style=discord.ButtonStyle.secondary, custom_id=f"seedream:again:{job_id}", emoji="🔁"
-            )
-        )
+        super().__init__(_job_button("again", job_id, label, discord.ButtonStyle.secondary, "🔁"))
 
     @classmethod
     async def from_custom_id(
@@ -96,9 +102,8 @@ class AgainButton(discord.ui.DynamicItem[_Button], template=r"seedream:again:(?P
         if not bot.accepting_commands:
             await interaction.response.send_message(translate(RESTARTING, interaction.locale), ephemeral=True)
             return
-        job = await bot.storage.get_job(self.job_id)
-        if job is None or interaction.guild_id is None or job.guild_id != interaction.guild_id:
-            await interaction.response.send_message(translate(UNKNOWN_JOB, interaction.locale), ephemeral=True)
+        job = await _job_of_this_server(interaction, self.job_id)
+        if job is None:
             return
         for_job(log, job).info("Again clicked by user %s", interaction.user.id)
         try:

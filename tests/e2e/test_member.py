@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from bot.discord.buttons import AgainButton, CancelButton, job_view
 from bot.domain.job_state import JobState
 from bot.store.database import Job
@@ -191,15 +193,16 @@ async def test_again_is_refused_privately_when_the_clicker_is_over_quota(fake_di
     assert len(fake_runcomfy.submits) == 1
 
 
-async def test_again_on_an_unknown_job_answers_privately(fake_discord, start_bot):
+@pytest.mark.parametrize("action", ["again", "cancel"])
+async def test_a_button_of_an_unknown_job_answers_privately(fake_discord, start_bot, action):
     await start_bot()
     world = fake_discord.world
-    components = job_view("0123456789ab", cancellable=False, finished=True).to_components()
+    components = job_view("0123456789ab", cancellable=action == "cancel", finished=action == "again").to_components()
     message = p.message(
         world.ids.next(), world.channel_id, world.bot_user, guild_id=world.guild_id, components=components
     )
 
-    clicked = await fake_discord.click_button("seedream:again:0123456789ab", message, by=world.member)
+    clicked = await fake_discord.click_button(f"seedream:{action}:0123456789ab", message, by=world.member)
 
     callback = await fake_discord.wait_for_callback(clicked)
     assert callback.json["type"] == 4 and callback.json["data"]["flags"] & p.EPHEMERAL

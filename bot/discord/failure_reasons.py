@@ -6,7 +6,10 @@ the ones it knows are worded here through the catalog. Others (RunComfy's own wo
 
 from __future__ import annotations
 
-from bot.discord.i18n import t
+import re
+
+from bot.discord.delivery_notes import stop_reason
+from bot.discord.i18n import Text, join, t, tn, translate_to
 from bot.discord.job_start import NOT_STARTED
 from bot.discord.runcomfy_texts import runcomfy_problem
 from bot.engine.jobs import refused_kind
@@ -25,6 +28,25 @@ REASONS = {
     GENERATION_FAILED: t("RunComfy could not generate it"),
 }
 SOMETHING_WRONG = t("something went wrong")
+# The engine's reasons that carry its deadline, as `duration_text` words it ("2 hours 30 minutes").
+_NOT_FINISHED = re.compile(r"RunComfy did not finish it within (.+)")
+_NOT_DELIVERED = re.compile(r"the images could not be delivered within (.+)")
+_DURATION = re.compile(r"(?:(\d+) hours?)? ?(?:(\d+) minutes?)?|(\d+) seconds?")
+
+
+def _duration(text: str) -> Text | str:
+    found = _DURATION.fullmatch(text)
+    if found is None or not any(found.groups()):
+        return text
+    hours, minutes, seconds = (int(part) if part else 0 for part in found.groups())
+    if found[3]:
+        return tn("{count} second", "{count} seconds", seconds)
+    parts = []
+    if hours:
+        parts.append(tn("{count} hour", "{count} hours", hours))
+    if minutes:
+        parts.append(tn("{count} minute", "{count} minutes", minutes))
+    return join(*parts)
 
 
 def failure_reason(error: str | None, language: str) -> str:
@@ -37,6 +59,14 @@ def failure_reason(error: str | None, language: str) -> str:
     refused = refused_kind(error)
     if refused is not None:
         return runcomfy_problem(refused).in_language(language)
+    if deadline := _NOT_FINISHED.fullmatch(error):
+        return t("RunComfy did not finish it within {limit}", limit=_duration(deadline[1])).in_language(language)
+    if deadline := _NOT_DELIVERED.fullmatch(error):
+        text = t("the images could not be delivered within {limit}", limit=_duration(deadline[1]))
+        return text.in_language(language)
+    stopped = stop_reason(error)
+    if stopped is not error:
+        return translate_to(stopped, language)
     prefix = GENERATION_FAILED + " ("
     if error.startswith(prefix) and error.endswith(")"):
         detail = error[len(prefix) : -1]

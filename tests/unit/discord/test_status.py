@@ -126,3 +126,34 @@ def test_the_public_status_never_says_your(state):
 @pytest.mark.parametrize("state", list(JobState))
 def test_the_cancel_button_shows_exactly_for_cancellable_states(state):
     assert render_status(make_job(state=state)).cancellable is state.cancellable
+
+
+@pytest.mark.parametrize(
+    ("error", "language", "said"),
+    [
+        (
+            f"RunComfy did not finish it within {duration_text(9000)}",
+            "de",
+            "⚠️ Fehlgeschlagen: RunComfy hat ihn nicht innerhalb von 2 Stunden 30 Minuten fertiggestellt. "
+            "3 Bilder zurückgegeben",
+        ),
+        (
+            f"the images could not be delivered within {duration_text(45)}",
+            "fr",
+            "⚠️ Échec : les images n'ont pas pu être livrées en 45 secondes. 3 images rendues",
+        ),
+        (
+            "Discord kept refusing the upload",
+            "it",
+            "⚠️ Non riuscito: Discord ha continuato a rifiutare il caricamento. 3 immagini restituite",
+        ),
+        (
+            "the bot restarted before it could send this job to RunComfy",
+            "es",
+            "⚠️ Falló: el bot se reinició antes de poder enviar este trabajo a RunComfy. 3 imágenes devueltas",
+        ),
+    ],
+)
+def test_the_bots_own_failure_reasons_are_said_in_the_servers_language(error, language, said):
+    job = make_job(state=JobState.FAILED, error=error, images_reserved=3)
+    assert render_status(job, language=language).state_line == said

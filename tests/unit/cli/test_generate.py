@@ -16,6 +16,7 @@ from PIL import Image
 from bot.__main__ import main as bot_main
 from bot.cli import generate as cli_generate
 from bot.cli import job as cli_job
+from bot.domain.seedream import build_request
 from bot.runcomfy.client import JobStatus, RemoteState
 from tests.fakes.runcomfy import make_png
 from tests.secrets_helpers import DISCORD_TOKEN, leaked_pieces, planted_text
@@ -466,3 +467,13 @@ async def test_a_second_ctrl_c_during_a_pause_stops_the_command():
 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.create_task(follow())
+
+
+async def test_fetch_of_a_job_cancelled_elsewhere_says_so_and_exits_4(fake_runcomfy, runcomfy_client, tmp_path):
+    fake_runcomfy.next_job(manual=True)
+    rid = (await runcomfy_client.submit(build_request("a fox", 2))).request_id
+    await runcomfy_client.cancel(rid)  # still queued: cancelled
+
+    process = await start_cli(fake_runcomfy, tmp_path, rid, "--out", "y", command="fetch")
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 4 and out == b"" and f"Job {rid} was cancelled at RunComfy." in err.decode()

@@ -6,10 +6,12 @@ Rules, for the image URL and every redirect hop:
 - the single exception is the exact scheme, host and port of RUNCOMFY_BASE_URL (a local fake or proxy);
 - at most `MAX_REDIRECTS` redirects.
 
-The addresses are checked where the connection is made: `FencedBackend` resolves the host itself (with the event
-loop's getaddrinfo), refuses it unless every address is public, and connects to one of the addresses it checked.
-So a name that resolves differently a moment later (DNS rebinding) cannot slip past. Downloads use their own
-connection pool, ignoring proxy variables: a proxy would connect on the bot's behalf, unchecked.
+A host written as an address is checked with the URL. A name is checked where the connection is made: the
+downloads' connector asks `FencedResolver`, which resolves the name itself (with the event loop's getaddrinfo),
+refuses it unless every address is public, and hands the connector exactly those addresses, which it connects to
+without resolving anything again. So a name that resolves differently a moment later (DNS rebinding) cannot slip
+past. Downloads use their own connection pool, ignoring proxy variables: a proxy would connect on the bot's
+behalf, unchecked.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import httpcore
+import aiohttp
 import httpx
+import yarl
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.runcomfy.errors import DownloadRefused
 
@@ -51,9 +54,17 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not bad
 
 
-def origin_of(url: httpx.URL) -> tuple[str, str, int]:
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def origin_of(url: yarl.URL) -> tuple[str, str, int]:
     scheme = url.scheme.lower()
-    return scheme, url.raw_host.decode("ascii").lower(), url.port or DEFAULT_PORTS.get(scheme, 0)
+    return scheme, (url.raw_host or "").lower(), url.explicit_port or DEFAULT_PORTS.get(scheme, 0)
 
 
 async def resolve_host(host: str, port: int) -> list[str]:
@@ -62,67 +73,59 @@ async def resolve_host(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-class FencedBackend(httpcore.AsyncNetworkBackend):
-    """Connects only to checked public addresses, or to the trusted (RunComfy base URL) host and port as asked."""
+class FencedResolver(AbstractResolver):
+    """Resolves for the downloads' connector: only names whose every address is public, or the trusted
+    (RunComfy base URL) host and port as it resolves. The connector connects to the addresses given here."""
 
     def __init__(
-        self,
-        trusted: tuple[str, int] | None,
-        *,
-        resolver: Resolver = resolve_host,
-        inner: httpcore.AsyncNetworkBackend | None = None,
+        self, trusted: tuple[str, int] | None, *, resolver: Resolver = resolve_host, timeout: float | None = None
     ) -> None:
         self._trusted = trusted
         self._resolve = resolver
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._timeout = timeout
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        options: dict[str, Any] = {"timeout": timeout, "local_address": local_address, "socket_options": socket_options}
-        if self._trusted is not None and (host.lower(), port) == self._trusted:
-            return await self._inner.connect_tcp(host, port, **options)
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        trusted = self._trusted is not None and (host.lower(), port) == self._trusted
         try:
-            addresses = [str(ipaddress.ip_address(host))]  # a literal address needs no resolving
-        except ValueError:
-            try:
-                async with asyncio.timeout(timeout):
-                    addresses = await self._resolve(host, port)
-            except (OSError, TimeoutError) as exc:
-                raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        if not addresses or not all(is_public_address(address) for address in addresses):
+            async with asyncio.timeout(self._timeout):
+                addresses = await (resolve_host if trusted else self._resolve)(host, port)
+        except TimeoutError:
+            raise OSError(f"cannot resolve {host}: timed out") from None
+        if not trusted and (not addresses or not all(is_public_address(address) for address in addresses)):
             raise DownloadRefused(f"output host {host} does not resolve only to public addresses")
-        failure: Exception | None = None
-        for address in addresses:  # pinned: the connection goes to an address checked just now
-            try:
-                return await self._inner.connect_tcp(address, port, **options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
+        if not addresses:
+            raise OSError(f"cannot resolve {host}")
+        return [
+            ResolveResult(
+                hostname=host,  # what TLS checks the certificate against
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:  # noqa: ASYNC109
-        raise DownloadRefused("output downloads never use a local socket")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        return None
 
 
 class DownloadFence:
-    """The URL rules, and an HTTP client whose connections obey the address rules."""
+    """The URL rules, and an HTTP session whose connections obey the address rules."""
 
-    def __init__(self, base_url: str, *, resolver: Resolver = resolve_host) -> None:
-        self.trusted_origin = origin_of(httpx.URL(base_url))
+    def __init__(
+        self, base_url: str, *, resolver: Resolver = resolve_host, resolve_timeout: float | None = None
+    ) -> None:
+        self.trusted_origin = origin_of(yarl.URL(base_url))
         _scheme, host, port = self.trusted_origin
-        self.backend = FencedBackend((host, port), resolver=resolver)
+        self.resolver = FencedResolver((host, port), resolver=resolver, timeout=resolve_timeout)
 
-    def check_url(self, url: httpx.URL) -> None:
-        """Raise `DownloadRefused` unless `url` is https, or has exactly the trusted origin."""
+    def check_url(self, url: yarl.URL) -> None:
+        """Raise `DownloadRefused` unless `url` is https to a name or a public address, or has exactly the trusted
+        origin."""
         origin = origin_of(url)
         if origin == self.trusted_origin:
             return
@@ -130,16 +133,16 @@ class DownloadFence:
             raise DownloadRefused(f"output URL scheme {origin[0] or 'none'!r} is not https")
         if origin[1:] == self.trusted_origin[1:]:
             raise DownloadRefused("output URL has RunComfy's host and port but another scheme")
+        if _is_address(origin[1]) and not is_public_address(origin[1]):
+            raise DownloadRefused(f"output host {origin[1]} is not a public address")
 
-    def client(self) -> httpx.AsyncClient:
-        """A client that never follows redirects itself and connects only through the fenced backend."""
-        transport = httpx.AsyncHTTPTransport(trust_env=False)
-        # httpx has no parameter for the network backend: its pool is replaced by one using the fenced backend.
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=self.backend,
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
+    def session(self) -> aiohttp.ClientSession:
+        """A session (make it inside the running loop) connecting only through the fenced resolver, without cookies
+        or proxies; it never follows redirects when asked with `allow_redirects=False`, as downloads are."""
+        connector = aiohttp.TCPConnector(
+            limit=100,
+            keepalive_timeout=5.0,
+            resolver=self.resolver,
+            ssl=httpx.create_ssl_context(trust_env=False),
         )
-        return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)

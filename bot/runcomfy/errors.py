@@ -245,16 +245,15 @@ def transport_error(exc: httpx.HTTPError, *, secrets: Iterable[str] = ()) -> Run
     return TransportError(f"connection to RunComfy {kind}: {detail}", may_have_reached_server=not never_sent)
 
 
-def download_answer_error(response: httpx.Response, max_bytes: int) -> RunComfyError | None:
+def download_answer_error(status: int, headers: Mapping[str, str], max_bytes: int) -> RunComfyError | None:
     """The error for an output host's answer (status, announced size), or None if the body can be read."""
-    status = response.status_code
     if status in (404, 410):
         return NotFoundError("output is gone (expired or unknown)", status=status)
     if status == 429 or status >= 500:
-        return error_from_answer(status, None, response.headers)
+        return error_from_answer(status, None, headers)
     if not 200 <= status < 300:
         return RunComfyError("output host refused the download", status=status)
-    length = response.headers.get("content-length", "").strip()
+    length = (headers.get("content-length") or "").strip()
     if length.isdigit() and int(length) > max_bytes:
         return DownloadTooLargeError(
             f"output is {length} bytes, over the {max_bytes} byte limit", limit=max_bytes, size=int(length)

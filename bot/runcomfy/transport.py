@@ -25,7 +25,7 @@ _CHUNK = 64 * 1024
 
 
 @contextlib.contextmanager
-def _mapped_errors() -> Iterator[None]:
+def mapped_errors() -> Iterator[None]:
     try:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
@@ -47,7 +47,7 @@ class _Body(httpx.AsyncByteStream):
         self._response = response
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _mapped_errors():
+        with mapped_errors():
             async for chunk in self._response.content.iter_chunked(_CHUNK):
                 yield chunk
 
@@ -87,7 +87,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         For the API calls, which are many; failures are raised as the same httpx errors as for any request. The
         answer is asked for uncompressed (the session leaves bodies as they come, for httpx to decode).
         """
-        with _mapped_errors():
+        with mapped_errors():
             async with self._open().request(
                 method,
                 url,
@@ -106,7 +106,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             data: bytes | httpx.AsyncByteStream | None = request.content or None
         except httpx.RequestNotRead:
             data = request.stream  # type: ignore[assignment]
-        with _mapped_errors():
+        with mapped_errors():
             response = await self._open().request(
                 request.method,
                 str(request.url),

@@ -58,3 +58,24 @@ async def test_api_calls_travel_on_aiohttp_not_on_httpcore_pool(fake_runcomfy, r
 
     assert used == []
     assert len(fake_runcomfy.requests) == 4
+
+
+async def test_downloads_travel_on_aiohttp_not_on_httpcore_pool(fake_runcomfy, runcomfy_client, monkeypatch, tmp_path):
+    import httpcore
+
+    used = []
+    real = httpcore.AsyncConnectionPool.handle_async_request
+
+    async def counting(self, request):
+        used.append(request)
+        return await real(self, request)
+
+    monkeypatch.setattr(httpcore.AsyncConnectionPool, "handle_async_request", counting)
+    rid = (await runcomfy_client.submit(build_request("a lighthouse", 2))).request_id
+    fake_runcomfy.complete(rid)
+    urls = (await runcomfy_client.result(rid)).image_urls
+    await runcomfy_client.download(urls[0], max_bytes=1_000_000)
+    await runcomfy_client.download(urls[1], max_bytes=1_000_000, dest=tmp_path / "b.png")
+
+    assert used == []
+    assert len([r for r in fake_runcomfy.requests if r.site == "output"]) == 2

@@ -86,6 +86,15 @@ async def test_token_not_sent_even_if_a_shared_client_carries_one(fake_runcomfy)
     assert "Authorization" not in output.headers and "Cookie" not in output.headers
 
 
+async def test_credentials_written_in_an_output_url_are_not_sent(fake_runcomfy, runcomfy_client):
+    _, urls = await finished_job(fake_runcomfy, runcomfy_client)
+    with_credentials = urls[0].replace("http://", "http://someone:secret@")
+
+    assert await runcomfy_client.download(with_credentials, max_bytes=1_000_000) == make_png(4096, 1)
+    [output] = [r for r in fake_runcomfy.requests if r.site == "output"]
+    assert "Authorization" not in output.headers
+
+
 async def test_size_cap_from_content_length(fake_runcomfy, runcomfy_client, tmp_path):
     _, urls = await finished_job(fake_runcomfy, runcomfy_client, image_bytes=50_000)
 

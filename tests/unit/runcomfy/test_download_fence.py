@@ -3,15 +3,17 @@ base URL origin; at most 3 redirects, each checked. No test resolves a public na
 
 from __future__ import annotations
 
+import socket
 import time
 
-import httpcore
-import httpx
 import pytest
+import yarl
+from aiohttp import web
 
 from bot.domain.seedream import build_request
+from bot.runcomfy import download_fence
 from bot.runcomfy.client import DownloadRefused, RunComfyClient, TransportError
-from bot.runcomfy.download_fence import DownloadFence, FencedBackend, is_public_address
+from bot.runcomfy.download_fence import DownloadFence, FencedResolver, is_public_address
 from tests.fakes.runcomfy import FakeRunComfy, make_png
 from tests.fixtures.runcomfy import fast_retry_policy
 
@@ -43,33 +45,25 @@ def test_public_addresses_are_allowed(address):
         ("http://127.0.0.1:8001/outputs/a.png", False),
         ("https://127.0.0.1:8000/outputs/a.png", False),  # the base host and port, but another scheme
         ("ftp://cdn.example/a.png", False),
+        ("https://8.8.8.8/a.png", True),
+        ("https://10.0.0.1/a.png", False),  # an address is checked with the URL: nothing resolves it
+        ("https://[::1]:8443/a.png", False),
+        ("https://[::ffff:169.254.169.254]/a.png", False),
     ],
 )
 def test_url_rules(url, allowed):
     fence = DownloadFence("http://127.0.0.1:8000")
     if allowed:
-        fence.check_url(httpx.URL(url))
+        fence.check_url(yarl.URL(url))
     else:
         with pytest.raises(DownloadRefused):
-            fence.check_url(httpx.URL(url))
+            fence.check_url(yarl.URL(url))
 
 
-class RecordingBackend(httpcore.AsyncNetworkBackend):
-    """Stands in for the network: records where it was asked to connect, connects nowhere."""
-
-    def __init__(self) -> None:
-        self.connects: list[tuple[str, int]] = []
-
-    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # noqa: ASYNC109
-        self.connects.append((host, port))
-        return httpcore.AsyncMockStream([])
-
-    async def sleep(self, seconds):
-        pass
-
-
-def resolver_for(table):
+def resolver_for(table, asked=None):
     async def resolve(host, port):
+        if asked is not None:
+            asked.append(host)
         return table[host]
 
     return resolve
@@ -78,28 +72,61 @@ def resolver_for(table):
 @pytest.mark.parametrize(
     "addresses", [["127.0.0.1"], ["8.8.8.8", "10.0.0.7"], ["::ffff:192.168.0.1"], ["169.254.169.254"], []]
 )
-async def test_a_name_resolving_to_any_non_public_address_is_refused_before_connecting(addresses):
-    inner = RecordingBackend()
-    backend = FencedBackend(("127.0.0.1", 8000), resolver=resolver_for({"cdn.example": addresses}), inner=inner)
+async def test_a_name_resolving_to_any_non_public_address_is_refused(addresses):
+    resolver = FencedResolver(("127.0.0.1", 8000), resolver=resolver_for({"cdn.example": addresses}))
     with pytest.raises(DownloadRefused):
-        await backend.connect_tcp("cdn.example", 443)
-    assert inner.connects == []
+        await resolver.resolve("cdn.example", 443)
 
 
-async def test_the_connection_is_pinned_to_the_checked_address():
-    inner = RecordingBackend()
-    backend = FencedBackend(None, resolver=resolver_for({"cdn.example": ["8.8.4.4", "8.8.8.8"]}), inner=inner)
-    await backend.connect_tcp("cdn.example", 443)
-    assert inner.connects == [("8.8.4.4", 443)]  # the address itself, never the name resolved again
+async def test_the_connector_is_given_the_checked_addresses_themselves():
+    resolver = FencedResolver(None, resolver=resolver_for({"cdn.example": ["8.8.4.4", "2001:4860:4860::8888"]}))
+    results = await resolver.resolve("cdn.example", 443)
+    assert [(r["host"], r["port"], r["family"]) for r in results] == [
+        ("8.8.4.4", 443, socket.AF_INET),
+        ("2001:4860:4860::8888", 443, socket.AF_INET6),
+    ]
+    assert all(r["hostname"] == "cdn.example" and r["flags"] & socket.AI_NUMERICHOST for r in results)
 
 
-async def test_the_trusted_base_url_host_and_port_connect_as_given():
-    inner = RecordingBackend()
-    backend = FencedBackend(("127.0.0.1", 8000), resolver=resolver_for({}), inner=inner)
-    await backend.connect_tcp("127.0.0.1", 8000)
+async def test_the_trusted_base_url_host_and_port_are_not_checked(monkeypatch):
+    async def system(host, port):
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(download_fence, "resolve_host", system)
+    resolver = FencedResolver(("runcomfy-proxy", 8000), resolver=resolver_for({"runcomfy-proxy": ["127.0.0.1"]}))
+    assert [r["host"] for r in await resolver.resolve("runcomfy-proxy", 8000)] == ["127.0.0.1"]
     with pytest.raises(DownloadRefused):
-        await backend.connect_tcp("127.0.0.1", 8001)
-    assert inner.connects == [("127.0.0.1", 8000)]
+        await resolver.resolve("runcomfy-proxy", 8001)
+
+
+async def test_a_connection_goes_to_the_checked_address_without_resolving_again(monkeypatch):
+    # 127.0.0.1 counts as public here, so the fence's own session can reach a local server under a made-up name:
+    # the name resolves nowhere else, so the answer proves the connection went to the address the fence checked.
+    hosts = []
+
+    async def serve(request):
+        hosts.append(request.host)
+        return web.Response(body=b"ok")
+
+    app = web.Application()
+    app.router.add_get("/a.png", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    monkeypatch.setattr(download_fence, "is_public_address", lambda address: address == "127.0.0.1")
+    asked = []
+    fence = DownloadFence("https://model-api.example", resolver=resolver_for({"images.invalid": ["127.0.0.1"]}, asked))
+    try:
+        async with fence.session() as session:
+            for _ in range(2):
+                async with session.get(f"http://images.invalid:{port}/a.png", allow_redirects=False) as response:
+                    assert await response.read() == b"ok"
+    finally:
+        await runner.cleanup()
+    assert hosts == [f"images.invalid:{port}"] * 2
+    assert asked == ["images.invalid"]  # once: the checked answer is what the connector keeps using
 
 
 async def finished_urls(fake, client, images=2):

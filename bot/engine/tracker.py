@@ -268,12 +268,17 @@ class Tracker:
         if target is job.state and position == job.queue_position:
             return job
         async with self._lock(job.id):
-            current = await self._storage.get_job(job.id)
-            if current is None or current.state.terminal or current.state is JobState.DELIVERING:
-                return current or job
-            if target is JobState.QUEUED and current.state is JobState.RUNNING:
-                return current  # never step back
-            updated = await self._storage.transition(job.id, target, queue_position=position)
+            # Most often the job is still as this task last saw it: then one statement moves it.
+            moved = await self._storage.try_transition(job, target, queue_position=position)
+            if moved is not None:
+                updated = moved
+            else:
+                current = await self._storage.get_job(job.id)
+                if current is None or current.state.terminal or current.state is JobState.DELIVERING:
+                    return current or job
+                if target is JobState.QUEUED and current.state is JobState.RUNNING:
+                    return current  # never step back
+                updated = await self._storage.transition(job.id, target, queue_position=position)
         await self._notify(updated)
         return updated
 

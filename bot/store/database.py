@@ -154,6 +154,10 @@ class Storage:
         """Move a job to a non-terminal state (or stay, to update its queue position); see `job_states`."""
         return await job_states.transition(self, job_id, new, queue_position=queue_position, error=error)
 
+    async def try_transition(self, job: Job, new: JobState, *, queue_position: int | None = None) -> Job | None:
+        """`transition` from the state `job` was seen in, without reading it first; None if it moved on meanwhile."""
+        return await job_states.try_transition(self, job, new, queue_position=queue_position)
+
     async def finish_job(
         self, job_id: str, final: JobState, *, images_delivered: int = 0, error: str | None = None
     ) -> Job:

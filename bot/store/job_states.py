@@ -11,7 +11,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from bot.domain.job import JOB_COLUMNS, Job, new_job_id
-from bot.domain.job_state import IllegalTransition, JobState, check_transition
+from bot.domain.job_state import IllegalTransition, JobState, can_transition, check_transition
 from bot.store.errors import INTEGRITY_ERRORS, JobNotFound, StorageError
 from bot.store.transaction import Transaction
 
@@ -138,21 +138,43 @@ async def transition(
         check_transition(job.state, new)
         if job.state == new and queue_position in (None, job.queue_position) and error in (None, job.error):
             return job
-        position = queue_position
-        if position is None and new in (JobState.SUBMITTED, JobState.QUEUED):
-            position = job.queue_position
-        now = storage.clock()
-        rows = await storage.write(
-            f"""UPDATE jobs SET state = :new, queue_position = :position, error = coalesce(:error, error),
-                    updated_at = :now,
-                    started_at = CASE WHEN :new = '{JobState.RUNNING}' AND started_at IS NULL
-                                      THEN :now ELSE started_at END
-                WHERE id = :id AND state = :old RETURNING {JOB_COLUMNS}""",
-            {"new": new.value, "position": position, "error": error, "now": now, "id": job_id, "old": job.state},
-        )
-        if rows:
-            return Job.from_row(rows[0])
+        moved = await _move(storage, job, new, queue_position, error)
+        if moved is not None:
+            return moved
         # Another task or process moved the job meanwhile: check again from its new state.
+
+
+async def try_transition(storage: Storage, job: Job, new: JobState, *, queue_position: int | None = None) -> Job | None:
+    """`transition` from the state the caller last saw `job` in, in one statement and without reading it first.
+
+    None if the job is no longer in `job.state` (another task or process moved it), or cannot go from there to
+    `new`: nothing was written, and the caller reads the job to decide.
+    """
+    new = JobState(new)
+    if new.terminal or not can_transition(job.state, new):
+        return None
+    if queue_position is not None and queue_position < 0:
+        raise ValueError("queue_position must be >= 0")
+    return await _move(storage, job, new, queue_position, None)
+
+
+async def _move(
+    storage: Storage, job: Job, new: JobState, queue_position: int | None, error: str | None
+) -> Job | None:
+    """The compare-and-set of a move: the job as moved, or None if it was not in `job.state` any more."""
+    position = queue_position
+    if position is None and new in (JobState.SUBMITTED, JobState.QUEUED):
+        position = job.queue_position
+    now = storage.clock()
+    rows = await storage.write(
+        f"""UPDATE jobs SET state = :new, queue_position = :position, error = coalesce(:error, error),
+                updated_at = :now,
+                started_at = CASE WHEN :new = '{JobState.RUNNING}' AND started_at IS NULL
+                                  THEN :now ELSE started_at END
+            WHERE id = :id AND state = :old RETURNING {JOB_COLUMNS}""",
+        {"new": new.value, "position": position, "error": error, "now": now, "id": job.id, "old": job.state},
+    )
+    return Job.from_row(rows[0]) if rows else None
 
 
 async def finish_job(

@@ -239,3 +239,31 @@ async def test_a_refused_token_while_polling_is_logged_once_for_admins_and_the_j
 async def _in_state(storage, job_id: str, state: JobState):
     job = await storage.get_job(job_id)
     return job if job is not None and job.state is state else None
+
+
+async def test_a_move_in_the_queue_is_one_database_statement(
+    storage, reserve_job, storage_clock, observer, tmp_path, monkeypatch
+):
+    job = await submitted_job(storage, reserve_job)
+    runcomfy = ScriptedRunComfy([status(RemoteState.QUEUED, position) for position in (9, 8, 7)])
+    tracker = Tracker(
+        storage, runcomfy, observer, config(tmp_path, poll_interval=0.2, poll_max_interval=0.3), clock=storage_clock
+    )
+    statements = []
+    for name in ("fetchall", "write"):
+        real = getattr(storage, name)
+
+        async def counting(sql, parameters=(), real=real, name=name):
+            statements.append(name)
+            return await real(sql, parameters)
+
+        monkeypatch.setattr(storage, name, counting)
+
+    tracker.follow(job)
+    await eventually(lambda: JobState.QUEUED in observer.states)
+    statements.clear()
+    await eventually(lambda: len(observer.states) == 3 and runcomfy.calls.count("status") >= 5)
+    await tracker.close()
+
+    assert statements == ["write", "write"]  # positions 8 and 7; polls that change nothing write nothing
+    assert (await storage.get_job(job.id)).queue_position == 7

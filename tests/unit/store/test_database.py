@@ -352,3 +352,17 @@ async def test_run_transaction_rolls_back_when_its_body_raises(storage: Storage)
         await storage.run_transaction(body)
     assert await storage.get_meta("k") is None
     assert await storage.run_transaction(lambda connection: connection.execute("SELECT 1").fetchone()[0]) == 1
+
+
+async def test_a_move_from_the_state_last_seen_needs_no_read_and_is_refused_once_the_job_moved_on(
+    reserve_job, storage: Storage
+) -> None:
+    job = await storage.set_request_id((await reserve_job(2)).id, "req-seen")
+    queued = await storage.try_transition(job, S.QUEUED, queue_position=4)
+    assert queued is not None and (queued.state, queued.queue_position) == (S.QUEUED, 4)
+
+    cancelled = await storage.finish_job(job.id, S.CANCELLED)  # another task ends it meanwhile
+    assert await storage.try_transition(queued, S.QUEUED, queue_position=3) is None
+    assert await storage.try_transition(queued, S.RUNNING) is None
+    assert await storage.get_job(job.id) == cancelled
+    assert await storage.try_transition(cancelled, S.SUBMITTED) is None  # not a move at all: nothing tried

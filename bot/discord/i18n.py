@@ -105,6 +105,8 @@ class Text(str):
         return text
 
     def in_language(self, language: str) -> str:
+        if language == SOURCE_LANGUAGE:
+            return str.__str__(self)  # said in English when it was made
         return self.separator.join(_say(sentence, language) for sentence in self.sentences)
 
 
@@ -151,5 +153,12 @@ def _value(value: Value, language: str) -> str:
         amount = Decimal(value.micros) / MICROS_PER_USD
         return str(format_currency(amount, "USD", locale=language, decimal_quantization=False))
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(format_decimal(value, locale=language))
+        return _number(value, language)
     return str(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _number(value: int, language: str) -> str:
+    """A whole number in the language's format (Babel parses the locale on every call: the small numbers the
+    bot says again and again, positions and counts, are kept)."""
+    return str(format_decimal(value, locale=language))

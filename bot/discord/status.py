@@ -7,6 +7,7 @@ Nothing here depends on the time: a running job shows a Discord timestamp that c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -95,6 +96,14 @@ def state_line(job: Job, language: str = i18n.SOURCE_LANGUAGE) -> Text:
     )
 
 
+# The status message's fixed words, made once (a render happens at every change of every job).
+_MODES = {"fast": t("fast"), "standard": t("standard")}
+_RANDOM = t("random")
+_IMAGES, _ASPECT, _SEED, _MODE, _REQUESTED_BY = t("Images"), t("Aspect"), t("Seed"), t("Mode"), t("Requested by")
+_TITLE, _STATUS = t("Seedream image set"), t("Status")
+
+
+@functools.lru_cache(maxsize=256)
 def _aspect_label(aspect: object, language: str) -> str:
     try:
         label = Aspect.parse(str(aspect or "")).label
@@ -108,16 +117,15 @@ def render_status(job: Job, notes: Sequence[str] = (), language: str = i18n.SOUR
     options = job.options
     seed = options.get("seed")
     mode = str(options.get("mode", "fast"))
-    modes = {"fast": t("fast"), "standard": t("standard")}
     fields: tuple[tuple[Text, str], ...] = (
-        (t("Images"), str(job.images_reserved)),
-        (t("Aspect"), _aspect_label(options.get("aspect"), language)),
-        (t("Seed"), t("random") if seed is None else str(seed)),
-        (t("Mode"), modes.get(mode, mode)),
-        (t("Requested by"), f"<@{job.user_id}>"),
+        (_IMAGES, str(job.images_reserved)),
+        (_ASPECT, _aspect_label(options.get("aspect"), language)),
+        (_SEED, _RANDOM if seed is None else str(seed)),
+        (_MODE, _MODES.get(mode, mode)),
+        (_REQUESTED_BY, f"<@{job.user_id}>"),
     )
     return StatusView(
-        title=t("Seedream image set").in_language(language),
+        title=_TITLE.in_language(language),
         description=shorten(str(options.get("prompt", ""))),
         fields=tuple((name.in_language(language), i18n.translate_to(value, language)) for name, value in fields),
         state_line=state_line(job, language).in_language(language),
@@ -126,5 +134,5 @@ def render_status(job: Job, notes: Sequence[str] = (), language: str = i18n.SOUR
         finished=job.state.terminal,
         notes=tuple(i18n.translate_to(note, language) for note in notes),
         footer=t("Job {id}", id=job.id).in_language(language),
-        status_label=t("Status").in_language(language),
+        status_label=_STATUS.in_language(language),
     )

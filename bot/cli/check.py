@@ -196,14 +196,14 @@ async def run_checks(environ: Mapping[str, str] | None = None) -> list[CheckResu
         reason = "the settings above must be fixed first"
         names = ("database folder", "discord", "runcomfy", "price")
         return [settings_result, *(CheckResult(n, None, reason) for n in names)]
+    from bot.cli.check_database import check_postgres, check_sqlite
+
     folders: list[Awaitable[CheckResult]]
     if settings.database_url:
-        from bot.cli.check_database import check_postgres
-
         folders = [check_postgres(settings.database_url)]
         folders.append(asyncio.to_thread(check_folder, "heartbeat folder", settings.heartbeat_path))
     else:
-        folders = [asyncio.to_thread(check_folder, "database folder", settings.database_path)]
+        folders = [asyncio.to_thread(check_sqlite, settings.database_path)]
         if settings.heartbeat_path.parent != settings.database_path.parent:
             folders.append(asyncio.to_thread(check_folder, "heartbeat folder", settings.heartbeat_path))
     discord = (

@@ -1,11 +1,15 @@
-"""The `database` line of `seedream-bot check` with DATABASE_URL: can PostgreSQL be reached, and which schema is in it.
+"""The database line of `seedream-bot check`: with DATABASE_URL, can PostgreSQL be reached and which schema is in
+it; else the SQLite file's folder, and the file's schema version if it exists.
 
 Only reads: the schema is neither made nor upgraded here (the bot does that when it starts).
 """
 
 from __future__ import annotations
 
-from bot.cli.check import CheckResult
+import sqlite3
+from pathlib import Path
+
+from bot.cli.check import CheckResult, check_folder
 from bot.store import pg_schema
 from bot.store.dburl import mask_url
 from bot.store.errors import StorageError
@@ -40,3 +44,29 @@ async def check_postgres(url: str, *, wait: float = CONNECT_WAIT) -> CheckResult
             "database", True, f"{where}: schema version {version}, upgraded to {LATEST_VERSION} when the bot starts"
         )
     return CheckResult("database", True, f"{where}: schema version {version} (current)")
+
+
+def check_sqlite(path: Path) -> CheckResult:
+    """`check_folder` for DATABASE_PATH, then the schema version of the file if there is one (blocking)."""
+    folder = check_folder("database folder", path)
+    if not folder.ok or not path.is_file():
+        return folder
+    try:
+        connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        try:
+            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        return CheckResult(folder.name, False, f"{path} cannot be read as an SQLite database ({exc})")
+    if version > LATEST_VERSION:
+        return CheckResult(
+            folder.name, False, f"{path}: schema version {version} is newer than this release knows "
+            f"({LATEST_VERSION}): upgrade seedream-bot"
+        )  # fmt: skip
+    if version < LATEST_VERSION:
+        return CheckResult(
+            folder.name, True, f"{folder.detail}; {path.name} has schema version {version}, upgraded to "
+            f"{LATEST_VERSION} when the bot starts"
+        )  # fmt: skip
+    return CheckResult(folder.name, True, f"{folder.detail}; {path.name} has schema version {version} (current)")

@@ -262,3 +262,25 @@ async def test_a_refused_postgresql_login_fails_the_check_without_showing_the_pa
     assert PASSWORD not in result.line() and ":***@127.0.0.1" in result.line()
     unreachable = await check_postgres(f"postgresql://u:{PASSWORD}@127.0.0.1:{closed_port()}/x", wait=2)
     assert unreachable.ok is False and "cannot be reached" in unreachable.detail and PASSWORD not in unreachable.line()
+
+
+async def test_an_existing_sqlite_file_reports_its_schema_version(tmp_path):
+    from bot.cli.check_database import check_sqlite
+    from bot.store.database import Storage
+    from bot.store.migrations import LATEST_VERSION
+
+    path = tmp_path / "data" / "seedream.db"
+    assert check_sqlite(path).detail == f"{path.parent} is writable"  # no file yet: the bot makes it
+    storage = await Storage.open(path)
+    try:
+        current = check_sqlite(path)
+        assert current.ok and current.detail.endswith(f"seedream.db has schema version {LATEST_VERSION} (current)")
+        await storage.write("PRAGMA user_version = 99")
+    finally:
+        await storage.close()
+    newer = check_sqlite(path)
+    assert newer.ok is False
+    assert f"schema version 99 is newer than this release knows ({LATEST_VERSION})" in newer.detail
+    path.write_bytes(b"not a database at all" * 100)
+    broken = check_sqlite(path)
+    assert broken.ok is False and "cannot be read as an SQLite database" in broken.detail

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 
-from bot.store.dburl import mask_url
+from bot.store.dburl import MASK, mask_url, url_passwords
 from bot.store.errors import DatabaseError, DatabaseUnavailable, IntegrityViolation
 from bot.store.rows import Row
 from bot.store.sql import numbered
@@ -37,21 +37,27 @@ _UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, 
 
 def _translated(exc: BaseException, url: str) -> DatabaseError | None:
     """The store's error for a driver's error, or None if it is not one."""
+    said = _message(exc, url)
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-        return IntegrityViolation(f"the database refused the write: {_message(exc)}")
+        return IntegrityViolation(f"the database refused the write: {said}")
     if isinstance(exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError):
-        return DatabaseError(f"PostgreSQL at {mask_url(url)} refused the login: {_message(exc)}")
+        return DatabaseError(f"PostgreSQL at {mask_url(url)} refused the login: {said}")
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return DatabaseError(f"PostgreSQL at {mask_url(url)}: {_message(exc)}; create it first (createdb)")
+        return DatabaseError(f"PostgreSQL at {mask_url(url)}: {said}; create it first (createdb)")
+    if isinstance(exc, ValueError):  # the driver's own: a malformed URL, or a value of the wrong type for a column
+        return DatabaseError(f"PostgreSQL at {mask_url(url)} cannot be used: {said}")
     if isinstance(exc, _UNAVAILABLE):
-        return DatabaseUnavailable(f"PostgreSQL at {mask_url(url)} cannot be reached: {_message(exc)}")
+        return DatabaseUnavailable(f"PostgreSQL at {mask_url(url)} cannot be reached: {said}")
     if isinstance(exc, asyncpg.PostgresError):
-        return DatabaseError(f"the database refused a statement: {_message(exc)}")
+        return DatabaseError(f"the database refused a statement: {said}")
     return None
 
 
-def _message(exc: BaseException) -> str:
+def _message(exc: BaseException, url: str) -> str:
+    """The driver's message on one bounded line, without the URL's password should it quote it."""
     text = " ".join(str(exc).split())[:300] or type(exc).__name__
+    for password in url_passwords(url):
+        text = text.replace(password, MASK)
     return text
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import discord
 
-from bot.discord.i18n import SOURCE_LANGUAGE, t, translate
+from bot.discord.i18n import SOURCE_LANGUAGE, join, t, translate
 from bot.logging_setup import for_job
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,16 @@ def is_permanent(exc: BaseException) -> bool:
     )
 
 
+# As Discord's permission settings name them, for members.
+PERMISSION_NAMES = {
+    "view_channel": t("View Channel"),
+    "send_messages": t("Send Messages"),
+    "embed_links": t("Embed Links"),
+    "attach_files": t("Attach Files"),
+    "read_message_history": t("Read Message History"),
+}
+
+
 def label(permission: str) -> str:
     return permission.replace("_", " ").title()
 
@@ -53,7 +63,7 @@ class Refusal:
 
 
 def describe(bot: Any, job: Any, exc: BaseException | None, language: str = SOURCE_LANGUAGE) -> Refusal:
-    """`language`: the one the requester is told in (the bot does not keep their own, so the server's)."""
+    """`language`: the one the requester is told in."""
     channel_id = job.reply_channel_id or job.channel_id
     code = getattr(exc, "code", None)
     where = f"channel {channel_id} of guild {job.guild_id}"
@@ -102,9 +112,10 @@ def _missing_permissions(bot: Any, channel_id: int) -> list[str]:
 async def warn_missing_permissions(interaction: discord.Interaction, job: Any) -> None:
     """Tell the member privately, in their language, when the bot could not go on in the channel on its own."""
     granted = interaction.app_permissions
-    missing = [label(name) for name in CHANNEL_PERMISSIONS if not getattr(granted, name)]
-    if not missing:
+    lacking = [name for name in CHANNEL_PERMISSIONS if not getattr(granted, name)]
+    if not lacking:
         return
+    missing = [label(name) for name in lacking]
     log.warning(
         "job %s: the bot lacks %s in channel %s of guild %s; it can post there only for the 15 minutes the "
         "interaction lasts",
@@ -117,7 +128,7 @@ async def warn_missing_permissions(interaction: discord.Interaction, job: Any) -
         "Heads-up: I'm missing {permissions} in this channel, so I can only post here through this reply for "
         "15 minutes. If your images take longer, I'll tell you by DM. A server admin can fix this in the "
         "channel's permissions.",
-        permissions=", ".join(missing),
+        permissions=join(*(PERMISSION_NAMES[name] for name in lacking), separator=", "),
     )
     try:
         await interaction.followup.send(translate(text, interaction.locale), ephemeral=True)

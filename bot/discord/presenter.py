@@ -24,6 +24,7 @@ from typing import Any
 
 import discord
 
+from bot.discord import i18n
 from bot.discord.buttons import job_view
 from bot.discord.delivery_notes import delivery_notes, jump_note
 from bot.discord.embeds import caption, jump_url, status_embed
@@ -82,6 +83,7 @@ class DiscordPresenter:
         self._refused_limits: dict[int, int] = {}  # guild -> a limit learnt from Discord refusing a message
         self._finished: OrderedDict[str, None] = OrderedDict()  # recently finished jobs, oldest first
         self._closed = False
+        self._requester_languages: dict[str, str] = {}  # job -> its requester's language, while it runs here
         self.watchers: list[Callable[[Job], None]] = []  # told of every change shown (alerts listen here)
 
     # ---- the first status ----------------------------------------------------------------------------
@@ -92,6 +94,7 @@ class DiscordPresenter:
 
         Discord errors are logged, not raised: the status is then posted in the channel at the next change.
         """
+        self._requester_languages[job.id] = i18n.language_of(interaction.locale)
         if interaction.guild_id is not None:
             self._interaction_limits[interaction.guild_id] = interaction.filesize_limit
         view = render_status(job, language=self._language(job))
@@ -179,6 +182,7 @@ class DiscordPresenter:
             failures = 0
         if slot.latest.state.terminal:
             self._slots.pop(job_id, None)
+            self._requester_languages.pop(job_id, None)
             self._finished[job_id] = None
             if len(self._finished) > REMEMBERED_FINISHED_JOBS:
                 self._finished.popitem(last=False)
@@ -343,7 +347,8 @@ class DiscordPresenter:
 
     async def _refused(self, job: Job, exc: BaseException | None = None) -> PostRefused:
         """Tell the requester once (privately while the token lives, else by DM), and the admins in the log."""
-        refusal = describe(self._bot, job, exc, self._language(job))
+        language = self._requester_languages.get(job.id) or self._language(job)  # after a restart: the server's
+        refusal = describe(self._bot, job, exc, language)
         key = f"permission_reported:{job.id}"
         if await self._storage.get_meta(key):
             return PostRefused(refusal.short)

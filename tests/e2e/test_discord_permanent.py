@@ -108,3 +108,17 @@ def test_the_log_line_names_what_is_missing():
     assert gone.channel_gone and "channel 55 of guild 7 no longer exists" in gone.log_line
     denied = describe(NoCache(), job, http_error(discord.Forbidden, 403, 50013))
     assert not denied.channel_gone and "Missing Permissions" in denied.log_line and "Attach Files" in denied.log_line
+
+
+async def test_the_requester_is_told_in_their_own_language(fake_discord, fake_runcomfy, start_bot):
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    fake_discord.fail("POST", FOLLOWUPS, status=404, code=10003, times=None)
+
+    _interaction, job = await imagine(fake_discord, bot, {"prompt": "ein verlorener Kanal", "images": 3}, locale="de")
+
+    await job_in(bot, job.id, JobState.FAILED)
+    [dm] = await eventually(lambda: dms(fake_discord, job))
+    assert dm["content"] == (
+        f"Den Kanal <#{job.channel_id}> gibt es nicht mehr, daher konnte dein Seedream-Auftrag `{job.id}` dort nicht "
+        "gepostet werden; nicht gepostete Bilder werden nicht berechnet."
+    )

@@ -8,8 +8,9 @@ from typing import Any
 
 from tests.e2e.test_member import answer
 from tests.e2e.test_quota_admin import quota
+from tests.fakes import discord_payloads as p
 from tests.fakes.discord import FakeDiscord
-from tests.imagine_helpers import private_answer, start_imagine_bot
+from tests.imagine_helpers import eventually, imagine, private_answer, start_imagine_bot
 
 
 async def said(fake: FakeDiscord, name: str, options: dict[str, Any] | None = None, **how: Any) -> str:
@@ -103,4 +104,19 @@ async def test_command_errors_speak_the_members_language(fake_discord, fake_runc
     incomplete = await fake_discord.run_command("imagine", {"images": 2}, locale="es-ES")
     assert await private_answer(fake_discord, incomplete) == (
         "`/imaginar` necesita `descripción`. Elige el comando de la lista de Discord y rellena la opción."
+    )
+
+
+async def test_the_missing_permissions_heads_up_names_them_as_the_members_discord_does(
+    fake_discord, fake_runcomfy, start_bot
+):
+    bot = await start_imagine_bot(start_bot, fake_runcomfy)
+    granted = p.MEMBER_PERMISSIONS & ~p.ATTACH_FILES & ~p.EMBED_LINKS
+
+    interaction, _job = await imagine(fake_discord, bot, {"prompt": "un bureau", "images": 1}, app_permissions=granted,
+                                      locale="fr")  # fmt: skip
+
+    notes = await eventually(lambda: [m for m in fake_discord.followups_for(interaction) if m["flags"] & p.EPHEMERAL])
+    assert notes[0]["content"].startswith(
+        "À savoir : il me manque Intégrer des liens, Joindre des fichiers dans ce salon, je ne peux donc publier ici"
     )

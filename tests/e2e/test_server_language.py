@@ -77,3 +77,10 @@ async def test_alerts_speak_the_chosen_language_and_the_choice_survives_a_restar
 
     restarted = await restart(start_bot, fake_runcomfy, bot)
     assert restarted.languages.of(world.guild_id) == "de"
+
+
+async def test_a_language_not_offered_is_refused_politely_and_changes_nothing(fake_discord, start_bot):
+    bot = await start_bot()
+
+    assert await quota(fake_discord, "language", {"language": "pt"}) == "Pick a language from the list."
+    assert bot.languages.chosen(fake_discord.world.guild_id) is None

@@ -9,109 +9,24 @@ cluster (the test is skipped, with the reason, where no PostgreSQL server progra
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import logging
-import os
 import re
-import signal
-import sys
 import time
-from pathlib import Path
-from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from tests.fakes import discord_payloads as p
 from tests.fakes.runcomfy import FakeRunComfy, JobPlan
+from tests.fixtures.bot_processes import LEASE, BotProcess, environment, rows
 from tests.imagine_helpers import eventually
 
-REPO = Path(__file__).resolve().parents[2]
-LEASE = 10.0
 JOBS = 30
 PROCESSES = 3
 IMAGE_NAME = re.compile(r"^seedream_(?P<job>[0-9a-zA-Z_-]+)_(?P<index>\d+)\.\w+$")
-FAST = {"POLL_INTERVAL_SECONDS": "0.2", "POLL_MAX_INTERVAL_SECONDS": "0.5", "STATUS_EDIT_INTERVAL_SECONDS": "0.2"}
 
 pytestmark = pytest.mark.timeout(240)
-
-
-class BotProcess:
-    """`python -m bot run` in a child process, against the fakes, on one shard."""
-
-    def __init__(self, folder: Path, env: dict[str, str]) -> None:
-        folder.mkdir(parents=True)
-        self.folder = folder
-        self.env = env
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        log = await asyncio.to_thread(open, self.folder / "bot.log", "ab")
-        try:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", cwd=self.folder, env=self.env,
-                stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-        finally:
-            log.close()
-
-    async def wait_ready(self) -> None:
-        def ready() -> bool:
-            if self.proc is not None and self.proc.returncode is not None:
-                raise AssertionError(f"a bot exited with {self.proc.returncode}:\n{self.log_tail()}")
-            return (self.folder / "heartbeat").exists()  # written once READY
-
-        await eventually(ready, timeout=60, interval=0.1)
-
-    def log_tail(self) -> str:
-        return "\n".join((self.folder / "bot.log").read_text(errors="replace").splitlines()[-30:])
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), 20)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-
-
-def environment(fake_discord, runcomfy: FakeRunComfy, folder: Path, url: str, shard: int) -> dict[str, str]:
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if key in os.environ}
-    env.update(
-        PYTHONPATH=str(REPO),
-        PYTHONUNBUFFERED="1",
-        DISCORD_TOKEN=fake_discord.token,
-        DISCORD_API_BASE_URL=fake_discord.api_url,
-        RUNCOMFY_API_TOKEN=runcomfy.token,
-        RUNCOMFY_BASE_URL=runcomfy.base_url,
-        DATABASE_URL=url,
-        DATABASE_PATH=str(folder / "seedream.db"),  # its folder holds the downloads
-        HEARTBEAT_PATH=str(folder / "heartbeat"),
-        SHARD_COUNT=str(PROCESSES),
-        SHARD_IDS=str(shard),
-        LEASE_SECONDS=str(LEASE),
-        QUOTA_DEFAULT_IMAGES="1000",
-        QUOTA_MAX_CONCURRENT_JOBS="100",
-        **FAST,
-    )
-    return env
-
-
-async def rows(url: str, sql: str) -> list[Any]:
-    connection = await asyncpg.connect(url)
-    try:
-        return list(await connection.fetch(sql))
-    finally:
-        await connection.close()
 
 
 def posted_images(fake_discord) -> collections.Counter[tuple[str, int]]:
@@ -133,9 +48,10 @@ async def test_killing_the_process_with_30_jobs_in_flight_hands_them_over_exactl
     runcomfy = FakeRunComfy(token="takeover-token", plan=JobPlan(queue_seconds=12.0, run_seconds=0.5))
     await runcomfy.start()
     holder = (fake_discord.world.guild_id >> 22) % PROCESSES  # the shard, and so the process, the server is on
+    folders = [tmp_path / f"shard{n}" for n in range(PROCESSES)]
     bots = [
-        BotProcess(tmp_path / f"shard{n}", environment(fake_discord, runcomfy, tmp_path / f"shard{n}", postgres_url, n))
-        for n in range(PROCESSES)
+        BotProcess(folder, environment(fake_discord, runcomfy, folder, postgres_url, n, PROCESSES))
+        for n, folder in enumerate(folders)
     ]
     try:
         for bot in bots:  # one after the other: the first one creates the schema

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from bot.discord.i18n import Text, Usd, Value, t, tn, translate_to
+from bot.discord.i18n import SOURCE_LANGUAGE, Text, Usd, Value, t, tn, translate_to
 from bot.discord.quota_messages import current_period, discord_time
 from bot.domain import periods
 from bot.domain.quota_policy import (
@@ -107,7 +107,7 @@ def change(what: Value, before: Value, after: Value) -> Text:
     return t("{what}: {before} → {after}", what=what, before=before, after=after)
 
 
-def fit(lines: Sequence[str], limit_chars: int = MESSAGE_LIMIT, language: str = "en") -> str:
+def fit(lines: Sequence[str], limit_chars: int = MESSAGE_LIMIT, language: str = SOURCE_LANGUAGE) -> str:
     """Join lines, dropping the last ones (with a note) if the message would be too long."""
     text = "\n".join(lines)
     if len(text) <= limit_chars:

@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 PERIODS = ("day", "week", "month")
 _SECONDS_PER_DAY = 86_400
 
-_ADJECTIVE = {"day": "daily", "week": "weekly", "month": "monthly"}
-_CURRENT = {"day": "today", "week": "this week", "month": "this month"}
 
 
 def check_period(period: str) -> str:
@@ -51,13 +49,3 @@ def _bounds_of_day(period: str, day: int) -> tuple[float, float]:
     else:
         end = start.replace(month=start.month + 1)
     return start.timestamp(), end.timestamp()
-
-
-def adjective(period: str) -> str:
-    """`daily`, `weekly` or `monthly`."""
-    return _ADJECTIVE[check_period(period)]
-
-
-def current(period: str) -> str:
-    """`today`, `this week` or `this month`."""
-    return _CURRENT[check_period(period)]

@@ -71,6 +71,9 @@ class Leases:
         """Take over the unfinished jobs of processes whose heartbeat is older than `lease` seconds (or that left),
         oldest first; return them, now owned by this process."""
         cutoff = self.storage.clock() - lease
+        # The owner's heartbeat is read in a scalar subquery, not NOT EXISTS: PostgreSQL turns NOT EXISTS into an
+        # anti-join, and when it rechecks a row another process took over meanwhile, it does not look again at
+        # the new owner's heartbeat, so two processes could take the same job.
         lock = " FOR UPDATE OF j SKIP LOCKED" if self.storage.dialect == "postgresql" else ""
         rows = await self.storage.write(
             f"""UPDATE jobs SET owner = :me
@@ -79,7 +82,7 @@ class Leases:
                     WHERE j.{UNFINISHED_SQL}
                       AND (j.owner IS NULL OR j.owner <> :me)
                       AND (j.owner IS NOT NULL OR j.created_at < :cutoff)
-                      AND NOT EXISTS (SELECT 1 FROM processes p WHERE p.id = j.owner AND p.heartbeat_at >= :cutoff)
+                      AND NOT coalesce((SELECT p.heartbeat_at >= :cutoff FROM processes p WHERE p.id = j.owner), FALSE)
                     ORDER BY j.created_at LIMIT :limit{lock}
                 )
                 RETURNING {JOB_COLUMNS}""",

@@ -13,7 +13,7 @@ from bot.discord.i18n import SOURCE_LANGUAGE, t, translate
 from bot.discord.job_start import refuse, start_job
 from bot.discord.tree import GENERIC_ERROR, RESTARTING
 from bot.domain.seedream import MAX_SEED
-from bot.engine.tracker import CancelReply
+from bot.engine.outcomes import CancelReply
 from bot.logging_setup import for_job
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from bot.discord.job_start import NOT_STARTED
 from bot.discord.runcomfy_texts import runcomfy_problem
 from bot.engine.jobs import refused_kind
 from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE
-from bot.engine.tracker import EXPIRED_MESSAGE, GENERATION_FAILED, NOT_DOWNLOADED_MESSAGE, RESTART_MESSAGE
+from bot.engine.outcomes import EXPIRED_MESSAGE, GENERATION_FAILED, NOT_DOWNLOADED_MESSAGE, RESTART_MESSAGE
 
 REASONS = {
     RESTART_MESSAGE: t("the bot restarted before it could send this job to RunComfy"),

@@ -12,7 +12,6 @@ A job that has a request_id is never submitted again; charging happens once, in 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import shutil
 import time
@@ -24,6 +23,14 @@ from bot.domain.text import duration_text, shorten
 from bot.engine.delivery import post_set
 from bot.engine.observer import JobObserver
 from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
+from bot.engine.outcomes import (
+    EXPIRED_MESSAGE,
+    GENERATION_FAILED,
+    NOT_DOWNLOADED_MESSAGE,
+    RESTART_MESSAGE,
+    UPSTREAM_EXCERPT_CHARS,
+    CancelReply,
+)
 from bot.engine.polling import End, Sighting, poll_job
 from bot.engine.tracker_config import TrackerConfig
 from bot.logging_setup import Redactor, for_job
@@ -42,23 +49,6 @@ from bot.store.database import Job, Storage, storage_failure
 from bot.store.run_times import RunTimes
 
 log = logging.getLogger(__name__)
-
-RESTART_MESSAGE = "the bot restarted before it could send this job to RunComfy"
-EXPIRED_MESSAGE = "RunComfy no longer knows this job (it expired)"
-NOT_DOWNLOADED_MESSAGE = "the images could not be downloaded from RunComfy (they may have expired)"
-GENERATION_FAILED = "RunComfy could not generate it"
-UPSTREAM_EXCERPT_CHARS = 80  # members see RunComfy's own words only as a short, masked excerpt
-
-
-class CancelReply(enum.Enum):
-    CANCELLED = "cancelled"
-    NOT_CANCELLABLE = "not_cancellable"  # already generating
-    REFUSED = "refused"  # still queued, but RunComfy would not cancel it just now
-    FINISHED = "finished"
-    NOT_SUBMITTED_YET = "not_submitted_yet"
-    UNKNOWN_JOB = "unknown_job"
-    UNAVAILABLE = "unavailable"  # RunComfy could not be reached
-
 
 _REMOTE_TO_LOCAL = {RemoteState.QUEUED: JobState.QUEUED, RemoteState.RUNNING: JobState.RUNNING}
 

@@ -12,7 +12,8 @@ import pytest
 
 from bot.domain.job_state import JobState
 from bot.engine.leases import LeaseKeeper
-from bot.engine.tracker import CancelReply, Tracker
+from bot.engine.outcomes import CancelReply
+from bot.engine.tracker import Tracker
 from bot.runcomfy.client import RemoteState
 from bot.store.leases import Leases
 from tests.fixtures.postgres import BACKENDS

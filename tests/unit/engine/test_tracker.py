@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from bot.domain.job_state import JobState
-from bot.engine.tracker import RESTART_MESSAGE, CancelReply, Tracker
+from bot.engine.outcomes import RESTART_MESSAGE, CancelReply
+from bot.engine.tracker import Tracker
 from bot.engine.tracker_config import TrackerConfig
 from bot.runcomfy.client import AuthError, CancelOutcome, CancelResult, JobResult, JobStatus, RemoteState
 from tests.imagine_helpers import eventually

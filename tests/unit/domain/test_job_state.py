@@ -26,5 +26,5 @@ def test_the_unfinished_query_selects_exactly_the_unfinished_states(state):
 
 
 def test_sql_list_spells_each_state_once():
-    assert sql_list(TERMINAL_STATES) == "('cancelled', 'delivered', 'expired', 'failed', 'unknown')"
+    assert sql_list(TERMINAL_STATES) == "('delivered', 'cancelled', 'failed', 'expired', 'unknown')"
     assert sql_list(frozenset({JobState.QUEUED})) == "('queued')"

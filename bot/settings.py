@@ -83,7 +83,12 @@ class Settings:
         return self.shard_ids is None or 0 in self.shard_ids
 
 
-def _text(value: str) -> str:
+MIN_TOKEN_CHARS = 8  # real Discord and RunComfy tokens are far longer; a shorter one is a typo or a cut-off paste
+
+
+def _token(value: str) -> str:
+    if len(value) < MIN_TOKEN_CHARS:
+        raise ValueError(f"the whole token (at least {MIN_TOKEN_CHARS} characters; this one has {len(value)})")
     return value
 
 
@@ -156,8 +161,8 @@ def _shard_ids(value: str) -> tuple[int, ...]:
 
 # environment variable -> (field name, parser)
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "DISCORD_TOKEN": ("discord_token", _text),
-    "RUNCOMFY_API_TOKEN": ("runcomfy_api_token", _text),
+    "DISCORD_TOKEN": ("discord_token", _token),
+    "RUNCOMFY_API_TOKEN": ("runcomfy_api_token", _token),
     "RUNCOMFY_BASE_URL": ("runcomfy_base_url", _url),
     "DISCORD_API_BASE_URL": ("discord_api_base_url", _url),
     "DATABASE_PATH": ("database_path", Path),
@@ -228,6 +233,8 @@ def load_settings(
         try:
             values[attr] = parse(raw)
         except ValueError as exc:
+            if parse is _token:  # a secret: never repeated, not even a short one
+                raise SettingsError(f"{name} is invalid: expected {exc}.") from None
             shown = _quoted(mask_url(raw) if name == "DATABASE_URL" else raw)
             raise SettingsError(f"{name}={shown} is invalid: expected {exc}.") from None
     missing = [name for name in REQUIRED_FOR[require] if not values.get(_PARSERS[name][0])]

@@ -245,6 +245,7 @@ def test_hadolint_is_clean():
 
 
 ENV_EXAMPLE = REPO / ".env.example"
+TOKENS = {"DISCORD_TOKEN": "discord-token", "RUNCOMFY_API_TOKEN": "runcomfy-token"}  # what the README asks to fill in
 
 
 def docker_env_file(text: str) -> dict[str, str]:
@@ -265,7 +266,7 @@ def test_env_example_sets_only_the_tokens():
 def test_docker_run_with_the_env_example_keeps_the_images_data_paths():
     image_env = env_of(parse_stages(DOCKERFILE.read_text())[-1])
     env_file = docker_env_file(ENV_EXAMPLE.read_text())
-    env_file.update(DISCORD_TOKEN="d", RUNCOMFY_API_TOKEN="r")  # what the README asks to fill in
+    env_file.update(TOKENS)
     settings = load_settings({**image_env, **env_file}, create_dirs=False)  # --env-file wins over the image's ENV
     assert settings.database_path == Path("/data/seedream.db")
     assert settings.heartbeat_path == Path("/data/heartbeat")
@@ -278,8 +279,8 @@ def test_env_example_shows_every_other_setting_commented_out_with_its_default():
         if match:
             commented[match[1]] = match[2]
     assert set(commented) | {"DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"} == set(SETTING_NAMES)
-    defaults = load_settings({"DISCORD_TOKEN": "d", "RUNCOMFY_API_TOKEN": "r"}, create_dirs=False)
-    assert load_settings({**commented, "DISCORD_TOKEN": "d", "RUNCOMFY_API_TOKEN": "r"}, create_dirs=False) == defaults
+    defaults = load_settings(TOKENS, create_dirs=False)
+    assert load_settings({**commented, **TOKENS}, create_dirs=False) == defaults
 
 
 def compose_services(text: str) -> dict[str, str]:
@@ -308,7 +309,7 @@ def test_compose_scaled_profile_runs_two_bots_on_postgres_splitting_the_shards()
         block = services[name]
         assert "<<: *scaled-bot-environment" in block and "condition: service_healthy" in block
         ids = load_settings(
-            {"DISCORD_TOKEN": "d", "RUNCOMFY_API_TOKEN": "r", "DATABASE_URL": "postgresql://u:p@postgres/seedream",
+            {**TOKENS, "DATABASE_URL": "postgresql://u:p@postgres/seedream",
              "SHARD_COUNT": str(count), "SHARD_IDS": re.search(r'SHARD_IDS: "([^"]+)"', block)[1]},
             create_dirs=False,
         ).shard_ids  # fmt: skip

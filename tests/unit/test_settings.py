@@ -24,7 +24,7 @@ def test_missing_token_names_the_variable(missing):
 
 
 def test_generate_needs_only_runcomfy_token():
-    s = load_settings({"RUNCOMFY_API_TOKEN": "t"}, require="generate", create_dirs=False)
+    s = load_settings({"RUNCOMFY_API_TOKEN": "runcomfy-token"}, require="generate", create_dirs=False)
     assert s.discord_token == ""
 
 
@@ -107,3 +107,12 @@ def test_price_per_image_is_exact_micro_dollars():
     assert load_settings(TOKENS, create_dirs=False).price_per_image_usd_micros == 30_000
     settings = load_settings({**TOKENS, "PRICE_PER_IMAGE_USD": "0.035"}, create_dirs=False)
     assert settings.price_per_image_usd_micros == 35_000
+
+
+@pytest.mark.parametrize("name", ["DISCORD_TOKEN", "RUNCOMFY_API_TOKEN"])
+def test_a_token_too_short_to_be_real_is_refused_without_repeating_it(name):
+    environ = {"DISCORD_TOKEN": "discord-token", "RUNCOMFY_API_TOKEN": "runcomfy-token", name: "y"}
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ, create_dirs=False)
+    message = str(raised.value)
+    assert message == f"{name} is invalid: expected the whole token (at least 8 characters; this one has 1)."

@@ -127,7 +127,8 @@ async def test_command_reads_dotenv_in_the_working_folder(fakes, tmp_path):
 
 
 async def test_malformed_setting_skips_everything_else(tmp_path):
-    results = await run_checks({"DISCORD_TOKEN": "a", "RUNCOMFY_API_TOKEN": "b", "LOG_LEVEL": "loud"})
+    tokens = {"DISCORD_TOKEN": "discord-token", "RUNCOMFY_API_TOKEN": "runcomfy-token"}
+    results = await run_checks({**tokens, "LOG_LEVEL": "loud"})
     assert [r.ok for r in results] == [False, None, None, None, None]
     assert results[0].line().startswith('FAIL settings: LOG_LEVEL="loud" is invalid')
 

@@ -40,6 +40,7 @@ from bot.domain.quota_policy import (
     Limit,
     Override,
     QuotaDefaults,
+    Snapshot,
     Usage,
     check_count,
     day_number,
@@ -51,7 +52,7 @@ from bot.engine.quota_snapshot import SNAPSHOT_SQL, read_snapshot, role_list, sn
 from bot.engine.refusals import QuotaRefused, check_dollars, check_reservation
 from bot.store.database import Job, Storage
 from bot.store.group_commit import GroupCommit
-from bot.store.job_states import insert_pending, insert_pending_job
+from bot.store.job_states import NewJob, insert_pending, insert_pending_job
 from bot.store.transaction import Transaction
 
 __all__ = [
@@ -143,22 +144,17 @@ class Quotas:
         roles = role_list(role_ids)
         price = self._price()
 
+        job = NewJob(guild_id, channel_id, user_id, stored_options, images, price)
+
+        def check(snapshot: Snapshot, now: float) -> None:
+            check_reservation(self._defaults, snapshot, images, now)
+            check_dollars(self._defaults, snapshot, images, price, now)
+
         def check_and_insert(connection: sqlite3.Connection) -> Job:  # runs on the database thread
             now = self._clock()
             parameters = snapshot_parameters(guild_id, user_id, now)
-            snapshot = snapshot_of(connection.execute(SNAPSHOT_SQL, parameters).fetchall(), roles)
-            check_reservation(self._defaults, snapshot, images, now)
-            check_dollars(self._defaults, snapshot, images, price, now)
-            return insert_pending_job(
-                connection,
-                guild_id=guild_id,
-                channel_id=channel_id,
-                user_id=user_id,
-                options_json=stored_options,
-                images=images,
-                now=now,
-                price_micros=price,
-            )
+            check(snapshot_of(connection.execute(SNAPSHOT_SQL, parameters).fetchall(), roles), now)
+            return insert_pending_job(connection, job, now)
 
         if self._storage.dialect == "sqlite":
             return await self._batches.run_sync(check_and_insert, clean=(QuotaRefused,), on_abandoned=self._give_back)
@@ -168,19 +164,8 @@ class Quotas:
             # reads the usage until this one's job is in it.
             await tx.fetchall("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (f"seedream-quota:{guild_id}",))
             now = self._clock()
-            snapshot = await read_snapshot(tx, guild_id, user_id, roles, now)
-            check_reservation(self._defaults, snapshot, images, now)
-            check_dollars(self._defaults, snapshot, images, price, now)
-            return await insert_pending(
-                tx,
-                guild_id=guild_id,
-                channel_id=channel_id,
-                user_id=user_id,
-                options_json=stored_options,
-                images=images,
-                now=now,
-                price_micros=price,
-            )
+            check(await read_snapshot(tx, guild_id, user_id, roles, now), now)
+            return await insert_pending(tx, job, now)
 
         return await self._in_own_transaction(check_and_insert_locked)
 

@@ -8,6 +8,7 @@ the same job at the same moment. Nothing else in the bot writes the `state` colu
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.domain.job import JOB_COLUMNS, Job, new_job_id
@@ -23,24 +24,30 @@ _INSERT_PENDING_SQL = f"""INSERT INTO jobs (id, guild_id, channel_id, user_id, o
                           VALUES (?, ?, ?, ?, ?, '{JobState.PENDING}', ?, ?, ?, ?) RETURNING {JOB_COLUMNS}"""
 
 
-def insert_pending_job(
-    connection: sqlite3.Connection,
-    *,
-    guild_id: int,
-    channel_id: int,
-    user_id: int,
-    options_json: str,
-    images: int,
-    now: float,
-    price_micros: int | None = None,
-) -> Job:
-    """Insert a pending job holding `images` reserved images (quoted at `price_micros` each), off the event loop."""
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be reserved: whose it is, where it was asked, and what it holds."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    options_json: str
+    images: int
+    price_micros: int | None = None
+
+    def row(self, now: float) -> tuple[object, ...]:
+        """The values of `_INSERT_PENDING_SQL`, with a fresh id."""
+        return (
+            new_job_id(), self.guild_id, self.channel_id, self.user_id, self.options_json, self.images, now, now,
+            self.price_micros,
+        )  # fmt: skip
+
+
+def insert_pending_job(connection: sqlite3.Connection, job: NewJob, now: float) -> Job:
+    """Insert a pending job holding its reserved images (quoted at its price each), off the event loop."""
     while True:
         try:
-            row = connection.execute(
-                _INSERT_PENDING_SQL,
-                (new_job_id(), guild_id, channel_id, user_id, options_json, images, now, now, price_micros),
-            ).fetchone()
+            row = connection.execute(_INSERT_PENDING_SQL, job.row(now)).fetchone()
         except sqlite3.IntegrityError as exc:
             if "jobs.id" not in str(exc):
                 raise
@@ -51,27 +58,14 @@ def insert_pending_job(
 _INSERT_PENDING_ONCE_SQL = _INSERT_PENDING_SQL.replace("RETURNING", "ON CONFLICT (id) DO NOTHING RETURNING")
 
 
-async def insert_pending(
-    tx: Transaction,
-    *,
-    guild_id: int,
-    channel_id: int,
-    user_id: int,
-    options_json: str,
-    images: int,
-    now: float,
-    price_micros: int | None = None,
-) -> Job:
+async def insert_pending(tx: Transaction, job: NewJob, now: float) -> Job:
     """`insert_pending_job` inside an open transaction, on either database.
 
     An id already taken inserts nothing (rather than failing, which would end a PostgreSQL transaction): another
     id is drawn.
     """
     while True:
-        row = await tx.fetchone(
-            _INSERT_PENDING_ONCE_SQL,
-            (new_job_id(), guild_id, channel_id, user_id, options_json, images, now, now, price_micros),
-        )
+        row = await tx.fetchone(_INSERT_PENDING_ONCE_SQL, job.row(now))
         if row is not None:
             return Job.from_row(row)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import aiohttp
 import discord
 
+from bot import event_loop
 from bot.cli.check import check_runcomfy
 from bot.discord.bot import SeedreamBot
 from bot.logging_setup import configure_logging
@@ -84,9 +85,11 @@ async def run_bot(settings: Settings, bot_factory: BotFactory = SeedreamBot) -> 
 async def _run_with_storage(settings: Settings, bot_factory: BotFactory, storage: Storage) -> int:
     if await runcomfy_token_refused(settings):
         return EXIT_SETTINGS
+    log.info("running on the %s event loop", event_loop.loop_name())
     bot = bot_factory(settings, storage=storage)
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows / off main thread
+    # No signal handlers on Windows, nor off the main thread (asyncio raises RuntimeError there, uvloop ValueError).
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         for stop_signal in STOP_SIGNALS:
             loop.add_signal_handler(stop_signal, lambda: asyncio.ensure_future(_shut_down(bot)))
     try:
@@ -112,7 +115,7 @@ async def _run_with_storage(settings: Settings, bot_factory: BotFactory, storage
         print(f"seedream-bot: cannot reach Discord at {settings.discord_api_base_url}: {reason}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             for stop_signal in STOP_SIGNALS:
                 loop.remove_signal_handler(stop_signal)
     return EXIT_OK
@@ -121,4 +124,4 @@ async def _run_with_storage(settings: Settings, bot_factory: BotFactory, storage
 def main() -> int:
     settings = load_settings(require="bot")
     configure_logging(settings)
-    return asyncio.run(run_bot(settings))
+    return event_loop.run(run_bot(settings))

@@ -49,7 +49,7 @@ from bot.domain.quota_policy import (
     usage,
 )
 from bot.engine.quota_snapshot import SNAPSHOT_SQL, read_snapshot, role_list, snapshot_of, snapshot_parameters
-from bot.engine.refusals import QuotaRefused, check_dollars, check_reservation
+from bot.engine.refusals import QuotaRefused, check_reservation
 from bot.store.database import Job, Storage
 from bot.store.group_commit import GroupCommit
 from bot.store.job_states import NewJob, insert_pending, insert_pending_job
@@ -147,8 +147,7 @@ class Quotas:
         job = NewJob(guild_id, channel_id, user_id, stored_options, images, price)
 
         def check(snapshot: Snapshot, now: float) -> None:
-            check_reservation(self._defaults, snapshot, images, now)
-            check_dollars(self._defaults, snapshot, images, price, now)
+            check_reservation(self._defaults, snapshot, images, now, price)
 
         def check_and_insert(connection: sqlite3.Connection) -> Job:  # runs on the database thread
             now = self._clock()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from bot.domain import periods
 from bot.domain.quota_policy import (
+    GuildQuota,
     QuotaDefaults,
     Snapshot,
     Usage,
@@ -20,7 +21,7 @@ from bot.domain.quota_policy import (
     usage,
 )
 
-__all__ = ["OverBudget", "OverLimit", "QuotaRefused", "Refusal", "TooManyJobs", "check_dollars", "check_reservation"]
+__all__ = ["OverBudget", "OverLimit", "QuotaRefused", "Refusal", "TooManyJobs", "check_reservation"]
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,13 @@ class QuotaRefused(Exception):
         return None
 
 
-def check_reservation(defaults: QuotaDefaults, snapshot: Snapshot, images: int, now: float) -> None:
-    """Raise `QuotaRefused` if the concurrency cap, the member's limit or the server budget forbids `images`."""
+def check_reservation(
+    defaults: QuotaDefaults, snapshot: Snapshot, images: int, now: float, price: int | None = None
+) -> None:
+    """Raise `QuotaRefused` if the concurrency cap, the member's limit or the server budget forbids `images`.
+
+    A dollar budget is checked at the quoted `price` per image (micro-dollars); without a price it cannot be.
+    """
     guild = guild_quota(defaults, snapshot.guild)
     limit = effective_limit(guild, snapshot.overrides)
     if snapshot.unfinished_jobs >= limit.max_concurrent:
@@ -93,16 +99,14 @@ def check_reservation(defaults: QuotaDefaults, snapshot: Snapshot, images: int, 
         left = max(0, guild.budget_images - sum(sum_days(snapshot.guild_days, start)))
         if left < images:
             raise QuotaRefused(OverBudget(guild.budget_images, left, images, guild.budget_period, end))
+    if guild.budget_usd_micros is not None and price:
+        _check_dollars(guild, snapshot, images, price, now)
 
 
-def check_dollars(defaults: QuotaDefaults, snapshot: Snapshot, images: int, price: int | None, now: float) -> None:
-    """Raise `QuotaRefused` if `images` at the quoted `price` would pass the server's dollar budget.
-
-    Members see images, not dollars: the refusal says how many images the money left still buys.
-    """
-    guild = guild_quota(defaults, snapshot.guild)
+def _check_dollars(guild: GuildQuota, snapshot: Snapshot, images: int, price: int, now: float) -> None:
+    """Members see images, not dollars: the refusal says how many images the money left still buys."""
     left = dollars_left(guild, snapshot.money_days, now)
-    if left is None or not price or images * price <= left:
+    if left is None or images * price <= left:
         return
     assert guild.budget_usd_micros is not None
     _, end = periods.period_bounds(guild.budget_period or guild.period, now)

@@ -108,6 +108,16 @@ async def test_a_user_override_wins_over_roles_even_when_smaller(quotas: Quotas)
     assert (limit.images, limit.source) == (None, "unlimited (user)")
 
 
+async def test_the_reserved_job_is_the_job_as_stored(quotas: Quotas, storage: Storage) -> None:
+    """SQLite's reservation builds its Job from what it inserted instead of reading the row back: the same Job."""
+    quotas._price = lambda: 30_000
+    job = await quotas.reserve(
+        GUILD_ID, USER_ID, [], 3, channel_id=77, options={"prompt": "a fox", "images": 3, "aspect": "1:1"}
+    )
+    assert job == await storage.get_job(job.id)
+    assert (job.state, job.images_reserved, job.price_micros, job.channel_id) == (JobState.PENDING, 3, 30_000, 77)
+
+
 async def test_unlimited_members_reserve_past_the_default(quotas: Quotas, storage: Storage, reserve_job) -> None:
     await quotas.set_user_limit(GUILD_ID, USER_ID, None)
     for _ in range(4):

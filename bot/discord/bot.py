@@ -16,6 +16,7 @@ import yarl
 from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
+from bot import heap
 from bot.cli.health import Heartbeat
 from bot.discord.alerts import Alerts
 from bot.discord.buttons import AgainButton, CancelButton
@@ -247,6 +248,7 @@ class SeedreamBot(commands.AutoShardedBot):
                 await self.tracker.resume()
             else:  # the jobs of processes that stopped, now and at every heartbeat
                 self.lease_keeper.start()
+            heap.freeze_startup_objects()
 
 
 Interaction: TypeAlias = discord.Interaction[SeedreamBot]  # what the cogs and buttons receive

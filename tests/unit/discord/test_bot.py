@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 
 import pytest
@@ -10,6 +11,7 @@ from bot.discord.bot import SeedreamBot
 from bot.discord.buttons import job_view
 from bot.discord.sync import InMemoryMetaStore
 from tests.fakes import discord_payloads as p
+from tests.imagine_helpers import eventually
 
 
 class BotWithoutCogs(SeedreamBot):
@@ -41,3 +43,12 @@ def test_services_are_named_typed_parameters_not_free_attributes(tmp_path):
     assert not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values())
     with pytest.raises(TypeError):
         SeedreamBot(None, storage_typo=InMemoryMetaStore())  # type: ignore[arg-type, call-arg]
+
+
+async def test_once_ready_the_start_up_objects_are_out_of_the_collectors_way(fake_discord, start_bot):
+    gc.unfreeze()
+    try:
+        bot = await start_bot(bot_factory=BotWithoutCogs)
+        await eventually(lambda: bot._resumed and gc.get_freeze_count() > 0, timeout=5)
+    finally:
+        gc.unfreeze()

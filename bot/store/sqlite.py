@@ -26,6 +26,7 @@ import aiosqlite
 from bot.store.errors import StorageError
 from bot.store.migrations import NewerSchema, upgrade
 from bot.store.rows import Row
+from bot.store.wal_checkpoints import SAFETY_PAGES, WalCheckpointer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,6 +55,8 @@ class SqliteDatabase:
         self.db = db
         self.path = path
         self._write_lock = asyncio.Lock()
+        self.checkpointer = WalCheckpointer(path)
+        self.checkpointer.start()
 
     def __repr__(self) -> str:
         return f"SqliteDatabase({str(self.path)!r})"
@@ -97,6 +100,7 @@ class SqliteDatabase:
         return cls(db, path)
 
     async def close(self) -> None:
+        await self.checkpointer.stop()
         await self.db.close()
 
     @asynccontextmanager
@@ -184,3 +188,5 @@ async def _configure(db: aiosqlite.Connection, busy_timeout: float) -> None:
     await db.execute_fetchall("PRAGMA foreign_keys = ON")
     # In WAL mode NORMAL is safe from corruption; a power cut may lose only the last commits.
     await db.execute_fetchall("PRAGMA synchronous = NORMAL")
+    # The log is copied back by `WalCheckpointer`, not in the middle of a commit (see bot.store.wal_checkpoints).
+    await db.execute_fetchall(f"PRAGMA wal_autocheckpoint = {SAFETY_PAGES}")

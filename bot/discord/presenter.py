@@ -136,7 +136,7 @@ class DiscordPresenter:
         slot.saw(job)
         if slot.task is None or slot.task.done():
             slot.task = asyncio.create_task(self._run(job.id), name=f"status-{job.id}")
-        else:
+        elif not slot.waits_for_queue_turn(self._interval, self._queue_interval):
             slot.changed.set()
 
     async def close(self) -> None:

@@ -58,3 +58,12 @@ class StatusSlot:
         if state is JobState.DELIVERING and self.delivering_since is not None:
             return max(self.next_edit, self.delivering_since + interval / 2)
         return self.next_edit
+
+    def waits_for_queue_turn(self, interval: float, queue_interval: float) -> bool:
+        """Whether the editor waits to show a new queue position. It shows the latest one at its turn, so a newer
+        position needs no wake-up: positions come with every poll, the edit at most every `queue_interval`."""
+        return (
+            self.latest.state is JobState.QUEUED
+            and self.shown_state is JobState.QUEUED
+            and self.due(interval, queue_interval) > time.monotonic()
+        )

@@ -9,6 +9,7 @@ import time
 from bot.discord.embeds import STATUS_FIELD_CHARS, status_embed
 from bot.discord.presenter import DiscordPresenter
 from bot.discord.status import StatusView, render_status
+from bot.discord.status_slot import StatusSlot
 from bot.domain.job_state import JobState
 from bot.engine.delivery import PostRefused
 from tests.imagine_helpers import eventually, make_job
@@ -116,6 +117,28 @@ async def test_the_latest_position_is_shown_once_the_queue_interval_has_passed()
     await asyncio.wait_for(idle(presenter), 5)
     assert [view.state_line[-10:] for _t, view in presenter.edits] == ["position 5", "position 2"]
     assert presenter.edits[1][0] - presenter.edits[0][0] >= 0.3 - 0.01
+
+
+async def test_positions_that_arrive_while_the_editor_waits_its_turn_do_not_wake_it(monkeypatch):
+    renders = 0
+    render = StatusSlot.render
+
+    def counting(self, language):
+        nonlocal renders
+        renders += 1
+        return render(self, language)
+
+    monkeypatch.setattr(StatusSlot, "render", counting)
+    presenter = RecordingPresenter(0.01, queue_interval=0.3)
+    await presenter.job_changed(queued(50))
+    await eventually(lambda: presenter.edits)
+    before = renders
+    for step in range(1, 21):  # a poll a few ms apart, each with a new position
+        await presenter.job_changed(queued(50 - step, at=step))
+        await asyncio.sleep(0.005)
+    await asyncio.wait_for(idle(presenter), 5)
+    assert [view.state_line[-11:] for _t, view in presenter.edits] == ["position 50", "position 30"]
+    assert renders - before <= 3  # its turn came once: one render for the edit, one to see nothing is left
 
 
 async def test_a_short_delivery_goes_straight_to_done():

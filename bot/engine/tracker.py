@@ -2,16 +2,17 @@
 
 One task per job polls RunComfy (the loop in `bot.engine.polling`, paced by `bot.domain.poll_policy`: slowly
 while a job waits far back in the queue, densely around the end expected from the learned run times in
-`bot.store.run_times`), moves the job through its states in the database, tells the observer (the Discord side)
-about every change, and delivers the images when the job completes. The task keeps its job in memory between
-polls and reads the database again only where another task may have changed the job (under the job's lock). All
-state changes of one job go through one lock, so a Cancel click and the poller never race.
-A job that has a request_id is never submitted again; charging happens once, in `finish_job`.
+`bot.store.run_times`), moves the job through its states in the database (a queue position alone at most every
+`position_write_interval`), tells the observer (the Discord side) about every change, and delivers the images.
+The task keeps its job in memory between polls and reads the database again only where another task may have
+changed it (under the job's lock, which a Cancel click takes too). A job with a request_id is never submitted
+again; charging happens once, in `finish_job`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import time
@@ -257,6 +258,10 @@ class Tracker:
         position = status.queue_position if target is JobState.QUEUED else None
         if target is job.state and position == job.queue_position:
             return job
+        if target is job.state and self._clock() - job.updated_at < self._config.position_write_interval:
+            moved_up = dataclasses.replace(job, queue_position=position)  # shown now, stored once the stored one is old
+            await self._notify(moved_up)
+            return moved_up
         async with self._lock(job.id):
             # Most often the job is still as this task last saw it: then one statement moves it.
             moved = await self._storage.try_transition(job, target, queue_position=position)

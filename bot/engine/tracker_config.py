@@ -18,6 +18,8 @@ class TrackerConfig:
     poll_interval: float = 1.0
     poll_max_interval: float = 10.0
     job_deadline: float = 1800.0
+    # A queue position alone is stored at most this often (every poll brings one; the status shows the latest).
+    position_write_interval: float = 10.0
     download_max_bytes: int = 40 * 1024 * 1024
     download_concurrency: int = 4
     download_timeout: float = 120.0

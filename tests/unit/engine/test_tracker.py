@@ -74,11 +74,13 @@ class ScriptedRunComfy:
 class RecordingObserver:
     def __init__(self) -> None:
         self.states: list[JobState] = []
+        self.positions: list[int | None] = []
         self.posted: list[list[int]] = []
         self.reports: list[Any] = []
 
     async def job_changed(self, job) -> None:
         self.states.append(job.state)
+        self.positions.append(job.queue_position)
 
     async def post_images(self, job, batch, total, *, nonce=None) -> str:
         self.posted.append([image.index for image in batch])
@@ -247,9 +249,8 @@ async def test_a_move_in_the_queue_is_one_database_statement(
 ):
     job = await submitted_job(storage, reserve_job)
     runcomfy = ScriptedRunComfy([status(RemoteState.QUEUED, position) for position in (9, 8, 7)])
-    tracker = Tracker(
-        storage, runcomfy, observer, config(tmp_path, poll_interval=0.2, poll_max_interval=0.3), clock=storage_clock
-    )
+    settings = config(tmp_path, poll_interval=0.2, poll_max_interval=0.3, position_write_interval=0)
+    tracker = Tracker(storage, runcomfy, observer, settings, clock=storage_clock)
     statements = []
     for name in ("fetchall", "write"):
         real = getattr(storage, name)
@@ -268,3 +269,23 @@ async def test_a_move_in_the_queue_is_one_database_statement(
 
     assert statements == ["write", "write"]  # positions 8 and 7; polls that change nothing write nothing
     assert (await storage.get_job(job.id)).queue_position == 7
+
+
+async def test_a_queue_position_alone_is_shown_at_once_and_stored_at_most_every_interval(
+    storage, reserve_job, storage_clock, observer, tmp_path
+):
+    job = await submitted_job(storage, reserve_job)
+    positions = [status(RemoteState.QUEUED, position) for position in range(30, 0, -1)]
+    runcomfy = ScriptedRunComfy(positions)
+    settings = config(tmp_path, poll_interval=0.01, poll_max_interval=0.01, position_write_interval=10.0)
+    tracker = Tracker(storage, runcomfy, observer, settings, clock=storage_clock)
+    tracker.follow(job)
+    await eventually(lambda: 20 in observer.positions)
+    assert (await storage.get_job(job.id)).queue_position == 30  # the first, stored with the move to queued
+
+    storage_clock.advance(10.0)  # the stored position is now that old: the next one is written
+    await eventually(lambda: 5 in observer.positions)
+    stored = (await storage.get_job(job.id)).queue_position
+    await tracker.close()
+    assert 5 < stored < 20
+    assert observer.positions[: observer.positions.index(20) + 1] == list(range(30, 19, -1))  # every one shown

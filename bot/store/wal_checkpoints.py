@@ -30,17 +30,22 @@ class WalCheckpointer:
         self._interval = interval
         self._connection: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: asyncio.Future[None] | None = None  # the checkpoint running on a worker thread, if any
         self.checkpoints = 0  # checkpoints that copied something
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="wal-checkpoints")
 
     async def stop(self) -> None:
+        """Stop, and close the connection once no checkpoint runs on it (a thread cannot be cancelled midway)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._in_flight is not None:
+            await asyncio.gather(self._in_flight, return_exceptions=True)
+            self._in_flight = None
         if self._connection is not None:
             await asyncio.to_thread(self._connection.close)
             self._connection = None
@@ -48,10 +53,12 @@ class WalCheckpointer:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
+            self._in_flight = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
             try:
-                await asyncio.to_thread(self._checkpoint)
+                await asyncio.shield(self._in_flight)
             except sqlite3.Error as exc:  # a busy or full disk, say: the next round tries again
                 log.warning("could not checkpoint the database log: %s", exc)
+            self._in_flight = None
 
     def _checkpoint(self) -> None:
         if self._connection is None:

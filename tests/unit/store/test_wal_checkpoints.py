@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from bot.store.database import Storage
-from bot.store.wal_checkpoints import SAFETY_PAGES
+from bot.store.wal_checkpoints import SAFETY_PAGES, WalCheckpointer
 from tests.imagine_helpers import eventually
 
 
@@ -25,3 +27,26 @@ async def test_commits_leave_the_copy_to_the_checkpointer(tmp_path) -> None:
         assert path.stat().st_size > size + 1_000_000  # the pages are in the database file now
     finally:
         await storage.close()
+
+
+async def test_stopping_waits_for_a_checkpoint_under_way_before_closing_its_connection(tmp_path, monkeypatch) -> None:
+    """Closing a connection while a worker thread still checkpoints on it crashed the process (a segfault)."""
+    storage = await Storage.open(tmp_path / "seedream.db")
+    checkpointer = storage._backend.checkpointer
+    await checkpointer.stop()
+    events: list[str] = []
+    real = WalCheckpointer._checkpoint
+
+    def slow_checkpoint(self) -> None:
+        events.append("started")
+        time.sleep(0.3)
+        real(self)
+        events.append("finished")
+
+    monkeypatch.setattr(WalCheckpointer, "_checkpoint", slow_checkpoint)
+    checkpointer._interval = 0.01
+    checkpointer.start()
+    await eventually(lambda: events == ["started"], timeout=5)
+    await storage.close()
+    events.append("closed")
+    assert events == ["started", "finished", "closed"]

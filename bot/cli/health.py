@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bot.background import stop_task
 from bot.settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,7 @@ class Heartbeat:
     async def stop(self) -> None:
         """Stop beating; the file is left as it is and goes stale."""
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
 
     async def beat(self) -> None:
         """Write one heartbeat now. A failure is logged (once per streak), never raised."""

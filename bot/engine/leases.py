@@ -16,7 +16,6 @@ stops at once, or at its next look at the job without the signal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -24,6 +23,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from bot.background import stop_task
 from bot.engine.tracker import Tracker
 from bot.store.leases import Leases
 
@@ -132,11 +132,8 @@ class LeaseKeeper:
 
     async def close(self) -> None:
         """Stop renewing and leave (call after the tracker closed): the others take over the unfinished jobs."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
         if self.signal is not None:
             await self.signal.close()
         try:

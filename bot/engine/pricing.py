@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from bot.background import stop_task
 from bot.domain.money import format_usd
 from bot.runcomfy.client import InsufficientBalanceError, ModelPrice, RunComfyError
 from bot.runcomfy.price import MAX_PRICE_PER_IMAGE_MICROS
@@ -158,11 +159,8 @@ class PriceBook:
             self._task = asyncio.create_task(self._run(), name="price-book")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     async def _run(self) -> None:
         await self._refresh_logged()

@@ -11,10 +11,11 @@ never waits for and never blocks the writer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from pathlib import Path
+
+from bot.background import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,8 @@ class WalCheckpointer:
 
     async def stop(self) -> None:
         """Stop, and close the connection once no checkpoint runs on it (a thread cannot be cancelled midway)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
         if self._in_flight is not None:
             await asyncio.gather(self._in_flight, return_exceptions=True)
             self._in_flight = None

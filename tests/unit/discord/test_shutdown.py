@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -20,6 +21,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 class BotProcess:
     REPO = REPO
+    running: ClassVar[set[BotProcess]] = set()  # killed after each test, so a failing test leaves no bot behind
 
     def __init__(self, fake_discord, fake_runcomfy, folder: Path) -> None:
         self.env = {
@@ -45,6 +47,7 @@ class BotProcess:
             sys.executable, "-m", "bot", cwd=self.folder, env=self.env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
+        BotProcess.running.add(self)
         await eventually(lambda: len(self.fake_discord.gateway.identifies) > identified, timeout=20)
         # READY comes after the guilds arrive; the heartbeat is written once the bot is ready.
         await eventually(lambda: (self.folder / "heartbeat").exists(), timeout=20)
@@ -54,6 +57,16 @@ class BotProcess:
         self.process.send_signal(sig)
         _out, err = await asyncio.wait_for(self.process.communicate(), 20)
         return self.process.returncode, time.monotonic() - started, err.decode()
+
+
+@pytest.fixture(autouse=True)
+async def no_bot_left_running():
+    yield
+    for bot in list(BotProcess.running):
+        if bot.process is not None and bot.process.returncode is None:
+            bot.process.kill()
+            await bot.process.communicate()
+    BotProcess.running.clear()
 
 
 async def read_job(folder: Path, world):

@@ -11,7 +11,9 @@ import sys
 
 from bot.store.lock import DatabaseLock, DatabaseLocked, lock_path
 from tests.imagine_helpers import eventually
-from tests.unit.discord.test_shutdown import BotProcess, read_job
+from tests.unit.discord.test_shutdown import BotProcess, no_bot_left_running, read_job
+
+__all__ = ["no_bot_left_running"]  # the fixture, used here too
 
 HOLD_AND_WAIT = "import sys, time; from bot.store.lock import DatabaseLock; DatabaseLock.acquire(sys.argv[1]); print('held', flush=True); time.sleep(60)"  # noqa: E501
 

@@ -258,7 +258,7 @@ class Tracker:
         position = status.queue_position if target is JobState.QUEUED else None
         if target is job.state and position == job.queue_position:
             return job
-        if target is job.state and self._clock() - job.updated_at < self._config.position_write_interval:
+        if target is job.state and self._storage.clock() - job.updated_at < self._config.position_write_interval:
             moved_up = dataclasses.replace(job, queue_position=position)  # shown now, stored once the stored one is old
             await self._notify(moved_up)
             return moved_up

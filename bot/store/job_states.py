@@ -37,10 +37,10 @@ class NewJob:
     images: int
     price_micros: int | None = None
 
-    def row(self, now: float, job_id: str | None = None) -> tuple[object, ...]:
-        """The values of `_INSERT_PENDING_SQL`, with a fresh id unless given."""
+    def row(self, job_id: str, now: float) -> tuple[object, ...]:
+        """The values of `_INSERT_PENDING_SQL`."""
         return (
-            job_id or new_job_id(), self.guild_id, self.channel_id, self.user_id, self.options_json, self.images,
+            job_id, self.guild_id, self.channel_id, self.user_id, self.options_json, self.images,
             now, now, self.price_micros,
         )  # fmt: skip
 
@@ -62,7 +62,7 @@ def insert_pending_job(connection: sqlite3.Connection, job: NewJob, now: float) 
     while True:
         job_id = new_job_id()
         try:
-            connection.execute(_INSERT_PENDING_BARE_SQL, job.row(now, job_id))
+            connection.execute(_INSERT_PENDING_BARE_SQL, job.row(job_id, now))
         except sqlite3.IntegrityError as exc:
             if "jobs.id" not in str(exc):
                 raise
@@ -80,7 +80,7 @@ async def insert_pending(tx: Transaction, job: NewJob, now: float) -> Job:
     id is drawn.
     """
     while True:
-        row = await tx.fetchone(_INSERT_PENDING_ONCE_SQL, job.row(now))
+        row = await tx.fetchone(_INSERT_PENDING_ONCE_SQL, job.row(new_job_id(), now))
         if row is not None:
             return Job.from_row(row)
 

@@ -37,6 +37,7 @@ from bench._common import (
     print_table,
     read_job_states,
     run,
+    start_time,
     wait_until,
 )
 from tests.fakes.runcomfy import make_png
@@ -90,6 +91,19 @@ def _delivery_check(world: World, images_by_tag: dict[str, int]) -> dict[str, in
     return counts
 
 
+def _requests_per_job(world: World) -> dict[str, float]:
+    """Mean RunComfy polls per job: status polls before and after the start, result polls."""
+    jobs = world.runcomfy.jobs
+    counts = {"status queued": 0, "status after start": 0, "result": 0}
+    for request_id, times in world.poll_calls(("status",)).items():
+        if request_id in jobs:
+            started = start_time(jobs[request_id])
+            counts["status queued"] += sum(t < started for t in times)
+            counts["status after start"] += sum(t >= started for t in times)
+    counts["result"] = sum(len(t) for i, t in world.poll_calls(("result",)).items() if i in jobs)
+    return {k: v / max(1, len(jobs)) for k, v in counts.items()}
+
+
 async def _run(args: argparse.Namespace) -> dict[str, object]:
     rng = random.Random(args.seed)
     await asyncio.gather(*(asyncio.to_thread(make_png, args.image_kb * 1024, i) for i in range(1, args.images[1] + 1)))
@@ -136,6 +150,7 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
             phases.mark("settle")
         acks = [world.ack_seconds(i) for i in interactions]
         calls = world.poll_calls()
+        requests = _requests_per_job(world)
         rates, delays = [], []
         for job in world.runcomfy.jobs.values():
             tag = TAG.search(job.input["text"]).group(1)
@@ -161,6 +176,7 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
             "delays": delays,
             "problems": await world.bot.log_problems(),
             "edits": world.discord.status_edits,
+            "requests": requests,
             "first_finish_to_last_image": last_image - first_done,
             "last_finish_to_last_image": last_image - last_finish,
         }
@@ -219,6 +235,7 @@ def main() -> int:
         f"{r['first_finish_to_last_image']:.1f} s from the first finish to the last image, of which "
         f"{r['last_finish_to_last_image']:.2f} s after the last finish (the finishes are spread by the queue times)"
     )
+    print("RunComfy polls per job: " + ", ".join(f"{v:.2f} {k}" for k, v in r["requests"].items()))
     print(
         f"bot CPU {r['cpu_total']:.1f} s in all: {per_job:.1f} ms per job "
         f"(target <= {TARGET_CPU_MS_PER_JOB:g}: {'ok' if per_job <= TARGET_CPU_MS_PER_JOB else 'MISSED'}); "

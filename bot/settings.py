@@ -47,7 +47,7 @@ class Settings:
     quota_period: str = "day"
     quota_max_concurrent_jobs: int = 2
     poll_interval_seconds: float = 2.0
-    poll_max_interval_seconds: float = 10.0
+    poll_max_interval_seconds: float = 15.0
     job_deadline_seconds: float = 1800.0
     runcomfy_max_concurrent_requests: int = 16
     download_max_bytes: int = 40 * 1024 * 1024

@@ -42,11 +42,11 @@ class Poll:
 @dataclass(frozen=True)
 class PollPolicy:
     interval: float = 2.0  # POLL_INTERVAL_SECONDS
-    max_interval: float = 10.0  # POLL_MAX_INTERVAL_SECONDS
+    max_interval: float = 15.0  # POLL_MAX_INTERVAL_SECONDS
     front: float = 1.0  # position 1
     fine: float = 0.2  # around the expected end
     lead: float = 0.6  # seconds of the window before the expected end, however exact the estimate
-    approach: float = 0.5  # inside the window, wait this share of the time left
+    approach: float = 0.6  # inside the window, wait this share of the time left
     overdue: float = 0.25  # past the expected end, wait this share of the time overdue
     min_spread: float = 0.1
     max_spread: float = 0.4

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class TrackerConfig:
     workdir: Path
     poll_interval: float = 1.0
-    poll_max_interval: float = 10.0
+    poll_max_interval: float = 15.0
     job_deadline: float = 1800.0
     # A queue position alone is stored at most this often (every poll brings one; the status shows the latest).
     position_write_interval: float = 10.0

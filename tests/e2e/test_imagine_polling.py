@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.domain.job_state import JobState
 from tests.imagine_helpers import image_messages, imagine, job_in, start_imagine_bot
 
-DEFAULT_POLLING = {"poll_interval_seconds": 2.0, "poll_max_interval_seconds": 10.0}
+DEFAULT_POLLING = {"poll_interval_seconds": 2.0, "poll_max_interval_seconds": 15.0}
 
 
 async def test_a_completion_is_noticed_quickly_with_the_default_poll_settings(fake_discord, fake_runcomfy, start_bot):

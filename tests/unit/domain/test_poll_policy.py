@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
+
 import pytest
 
 from bot.domain.poll_policy import Ask, Phase, Poll, PollPolicy, RunWatch
 
-POLICY = PollPolicy.from_intervals(2.0, 10.0)  # the default settings
+POLICY = PollPolicy.from_intervals(2.0, 15.0)  # the default settings
 
 
 def old_queued_delay(position: int) -> float:
-    """The pause every queued position had before: interval × (1 + p/2), at most max_interval."""
+    """The pause every queued position had before: interval × (1 + p/2), at most 10 s (the old longest pause)."""
     return min(10.0, 2.0 * (1 + position / 2))
 
 
@@ -25,7 +28,7 @@ def detection_delay(policy: PollPolicy, expected: float, actual: float, spread: 
 
 @pytest.mark.parametrize(
     ("position", "delay"),
-    [(None, 3.0), (0, 1.0), (1, 1.0), (2, 4.0), (4, 6.0), (8, 10.0), (500, 10.0)],
+    [(None, 3.0), (0, 1.0), (1, 1.0), (2, 4.0), (4, 6.0), (8, 10.0), (13, 15.0), (500, 15.0)],
 )
 def test_a_queued_job_is_read_with_status_more_often_near_the_front(position, delay):
     assert POLICY.next(Phase.QUEUED, position=position) == Poll(delay, Ask.STATUS)
@@ -49,10 +52,12 @@ def test_a_running_job_is_read_with_result_and_sleeps_until_shortly_before_its_e
 
 
 def test_a_long_run_is_still_looked_at_every_max_interval():
-    assert POLICY.running(0.0, 120.0, 0.1) == 10.0
+    assert POLICY.running(0.0, 120.0, 0.1) == 15.0
 
 
-@pytest.mark.parametrize(("elapsed", "delay"), [(7.6, 0.2), (8.0, 0.2), (8.1, 0.2), (9.0, 0.25), (16.0, 2.0)])
+@pytest.mark.parametrize(
+    ("elapsed", "delay"), [(7.6, 0.24), (7.8, 0.2), (8.0, 0.2), (8.1, 0.2), (9.0, 0.25), (16.0, 2.0)]
+)
 def test_around_the_expected_end_it_polls_densely_and_backs_off_when_the_job_runs_long(elapsed, delay):
     assert POLICY.running(elapsed, 8.0, 0.0) == pytest.approx(delay)
 
@@ -68,6 +73,18 @@ def test_an_exactly_expected_end_is_seen_within_a_fine_step_with_few_polls(image
     late, polls = detection_delay(POLICY, expected, expected, spread=0.0)
     assert late <= POLICY.fine + 1e-9
     assert polls <= 7
+
+
+def test_the_approach_to_an_uncertain_end_takes_fewer_polls_than_halving_the_time_left():
+    """Ends spread evenly over ±0.5 s of the expected one (the start is known to half a position-1 poll):
+    waiting 0.6 of the time left inside the window takes fewer polls than 0.5 did, and sees the end about as soon."""
+    halving = dataclasses.replace(POLICY, approach=0.5)
+    ends = [6.0 + (i - 50) / 100 for i in range(101)]
+    now = [detection_delay(POLICY, 6.0, end) for end in ends]
+    before = [detection_delay(halving, 6.0, end) for end in ends]
+    assert sum(polls for _, polls in now) < 0.92 * sum(polls for _, polls in before)
+    assert statistics.median(late for late, _ in now) <= statistics.median(late for late, _ in before) + 0.05
+    assert max(late for late, _ in now) <= 0.3
 
 
 @pytest.mark.parametrize("images", [1, 2, 4, 8])

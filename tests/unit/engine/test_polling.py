@@ -128,7 +128,7 @@ async def test_an_unknown_job_is_raised_even_when_keeping_on() -> None:
 
 
 def test_failures_back_off_up_to_the_longest_interval():
-    assert [after_failures(POLICY, n) for n in (1, 2, 3, 4)] == [4.0, 8.0, 10.0, 10.0]
+    assert [after_failures(POLICY, n) for n in (1, 2, 3, 4, 5)] == [4.0, 8.0, 15.0, 15.0, 15.0]
 
 
 def test_phases_of_remote_states():

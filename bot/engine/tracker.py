@@ -4,9 +4,9 @@ One task per job polls RunComfy (the loop in `bot.engine.polling`, paced by `bot
 while a job waits far back in the queue, densely around the end expected from the learned run times in
 `bot.store.run_times`), moves the job through its states in the database (a queue position alone at most every
 `position_write_interval`), tells the observer (the Discord side) about every change, and delivers the images.
-The task keeps its job in memory between polls and reads the database again only where another task may have
-changed it (under the job's lock, which a Cancel click takes too). A job with a request_id is never submitted
-again; charging happens once, in `finish_job`.
+The task keeps its job in memory and moves it on from the state it last saw, in one statement; it reads the
+database only if another task (under the job's lock, which a Cancel click takes too) or process moved it. A job
+with a request_id is never submitted again; charging happens once, in `finish_job`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from bot.domain.job_state import JobState
 from bot.domain.poll_policy import Ask, PollPolicy, RunWatch
 from bot.domain.text import duration_text, shorten
+from bot.engine.cancelling import cancel_job
 from bot.engine.delivery import post_set
 from bot.engine.observer import JobObserver
 from bot.engine.outcome_unknown import OUTCOME_UNKNOWN_MESSAGE, log_outcome_unknown
@@ -38,7 +39,6 @@ from bot.logging_setup import Redactor, for_job
 from bot.runcomfy.backoff import doubling
 from bot.runcomfy.client import (
     AuthError,
-    CancelOutcome,
     JobResult,
     JobStatus,
     NotFoundError,
@@ -138,7 +138,7 @@ class Tracker:
     def follow(self, job: Job) -> None:
         if self._closing or job.id in self._tasks or job.state.terminal:
             return
-        task = asyncio.create_task(self._supervise(job.id), name=f"job-{job.id}")
+        task = asyncio.create_task(self._supervise(job), name=f"job-{job.id}")
         self._tasks[job.id] = task
         job_id = job.id
         task.add_done_callback(lambda _t: self._forget(job_id))
@@ -160,12 +160,13 @@ class Tracker:
 
     # ---- following one job -------------------------------------------------------------------
 
-    async def _supervise(self, job_id: str) -> None:
-        restarts = 0
+    async def _supervise(self, given: Job) -> None:
+        job_id, restarts = given.id, 0
+        known: Job | None = given  # a restart reads the job again
         while True:
             pause = doubling(self._config.poll_interval, 60.0, restarts)
             try:
-                await self._follow(job_id)
+                await self._follow(job_id, known)
                 return
             except asyncio.CancelledError:
                 raise
@@ -176,10 +177,10 @@ class Tracker:
                 else:
                     log.exception("job %s: unexpected error while following it; retrying in %.1f s", job_id, pause)
                 await asyncio.sleep(pause)
-                restarts += 1
+                restarts, known = restarts + 1, None
 
-    async def _follow(self, job_id: str) -> None:
-        job = await self._storage.get_job(job_id)
+    async def _follow(self, job_id: str, known: Job | None) -> None:
+        job = known or await self._storage.get_job(job_id)
         if job is None or job.state.terminal:
             return
         await self._run_times.load(job.options)
@@ -295,7 +296,8 @@ class Tracker:
 
     async def _deliver(self, job: Job, urls: Sequence[str]) -> None:
         async with self._lock(job.id):
-            current = await self._storage.get_job(job.id)
+            storage = self._storage
+            current = await storage.try_transition(job, JobState.DELIVERING) or await storage.get_job(job.id)
             if current is None or current.state.terminal:
                 return
             if current.state is not JobState.DELIVERING:
@@ -342,7 +344,8 @@ class Tracker:
 
     async def _finish(self, job: Job, state: JobState, *, images_delivered: int = 0, error: str | None = None) -> Job:
         async with self._lock(job.id):
-            return await self._storage.finish_job(job.id, state, images_delivered=images_delivered, error=error)
+            storage = self._storage
+            return await storage.finish_job(job.id, state, images_delivered=images_delivered, error=error, seen=job)
 
     async def _end(self, job: Job, state: JobState, error: str | None = None) -> None:
         ended = await self._finish(job, state, error=error)
@@ -360,29 +363,9 @@ class Tracker:
     async def cancel(self, job_id: str) -> CancelReply:
         """Cancel a job that is still queued at RunComfy (running jobs cannot be cancelled)."""
         async with self._lock(job_id):
-            job = await self._storage.get_job(job_id)
-            if job is None:
-                return CancelReply.UNKNOWN_JOB
-            if job.state.terminal:
-                return CancelReply.FINISHED
-            if job.request_id is None:
-                return CancelReply.NOT_SUBMITTED_YET
-            if not job.state.cancellable:
-                return CancelReply.NOT_CANCELLABLE
-            try:
-                answer = await self._runcomfy.cancel(_request_id(job))
-            except RunComfyError as exc:
-                for_job(log, job).warning("cancel failed: %s", type(exc).__name__)
-                return CancelReply.UNAVAILABLE
-            if answer.outcome is CancelOutcome.CANCELLED:
-                job = await self._storage.finish_job(job.id, JobState.CANCELLED)
-                reply = CancelReply.CANCELLED
-            elif answer.state is RemoteState.QUEUED:
-                reply = CancelReply.REFUSED
-            else:
-                if answer.state is RemoteState.RUNNING and job.state is not JobState.RUNNING:
-                    job = await self._storage.transition(job.id, JobState.RUNNING)
-                reply = CancelReply.NOT_CANCELLABLE
+            reply, job = await cancel_job(self._storage, self._runcomfy, job_id)
+        if job is None:
+            return reply
         task = self._tasks.get(job_id)
         if reply is CancelReply.CANCELLED and task is not None:
             task.cancel()

@@ -159,10 +159,18 @@ class Storage:
         return await job_states.try_transition(self, job, new, queue_position=queue_position)
 
     async def finish_job(
-        self, job_id: str, final: JobState, *, images_delivered: int = 0, error: str | None = None
+        self,
+        job_id: str,
+        final: JobState,
+        *,
+        images_delivered: int = 0,
+        error: str | None = None,
+        seen: Job | None = None,
     ) -> Job:
-        """End a job and settle its quota, exactly once; see `job_states.finish_job`."""
-        return await job_states.finish_job(self, job_id, final, images_delivered=images_delivered, error=error)
+        """End a job and settle its quota, exactly once; see `job_states.finish_job` (`seen`: the job as last seen)."""
+        return await job_states.finish_job(
+            self, job_id, final, images_delivered=images_delivered, error=error, seen=seen
+        )
 
     async def unknown_outcome_jobs(self, guild_id: int, limit: int = 10) -> list[Job]:
         """A guild's jobs whose submit outcome is unknown, newest first."""

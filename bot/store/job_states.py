@@ -187,7 +187,13 @@ async def _move(
 
 
 async def finish_job(
-    storage: Storage, job_id: str, final: JobState, *, images_delivered: int = 0, error: str | None = None
+    storage: Storage,
+    job_id: str,
+    final: JobState,
+    *,
+    images_delivered: int = 0,
+    error: str | None = None,
+    seen: Job | None = None,
 ) -> Job:
     """End a job and settle its quota in one statement: charge what was delivered, give back the rest.
 
@@ -195,14 +201,19 @@ async def finish_job(
     this changes nothing and returns it as it is. A job whose cost RunComfy did not give (`record_cost`) gets
     an estimate, marked as one: images posted x its quoted price; for an unknown outcome, the images asked
     (it may have been billed).
+
+    `seen` is the job as the caller last saw it: the update is tried from its state without reading the job
+    first, and the job is read only if it has moved on since.
     """
     final = JobState(final)
     if not final.terminal:
         raise ValueError(f"{final.value} is not a final state: use transition")
     if images_delivered < 0:
         raise ValueError("images_delivered must be >= 0")
+    job = seen if seen is not None and seen.id == job_id and not seen.settled else None
     while True:
-        job = await _job_or_raise(storage, job_id)
+        if job is None or not can_transition(job.state, final):
+            job = await _job_or_raise(storage, job_id)
         if job.settled:
             return job
         check_transition(job.state, final)
@@ -229,3 +240,4 @@ async def finish_job(
         )
         if rows:
             return Job.from_row(rows[0])
+        job = None  # moved on meanwhile (another task or process): read it and decide again

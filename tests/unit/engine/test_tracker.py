@@ -271,6 +271,35 @@ async def test_a_move_in_the_queue_is_one_database_statement(
     assert (await storage.get_job(job.id)).queue_position == 7
 
 
+async def test_a_job_followed_from_submission_to_delivery_is_never_read_back(
+    storage, reserve_job, storage_clock, observer, tmp_path, monkeypatch
+):
+    """The tracker moves the job on from the state it last saw: queued, running, delivering and delivered are
+    one write each, with no read of the job's row before them."""
+    job = await submitted_job(storage, reserve_job)
+    runcomfy = ScriptedRunComfy(
+        [status(RemoteState.QUEUED, 2), status(RemoteState.RUNNING)], [result(RemoteState.COMPLETED, 2)]
+    )
+    tracker = Tracker(storage, runcomfy, observer, config(tmp_path, position_write_interval=0), clock=storage_clock)
+    job_reads = []
+    real_get_job = storage.get_job
+
+    async def counting(job_id):
+        job_reads.append(job_id)
+        return await real_get_job(job_id)
+
+    monkeypatch.setattr(storage, "get_job", counting)
+    tracker.follow(job)
+    await eventually(lambda: JobState.DELIVERED in observer.states)
+    await tracker.close()
+    monkeypatch.undo()
+
+    assert job_reads == []
+    done = await storage.get_job(job.id)
+    assert done.state is JobState.DELIVERED and done.images_charged == 2 and observer.posted == [[1, 2]]
+    assert observer.states == [JobState.QUEUED, JobState.RUNNING, JobState.DELIVERING, JobState.DELIVERED]
+
+
 async def test_a_queue_position_alone_is_shown_at_once_and_stored_at_most_every_interval(
     storage, reserve_job, storage_clock, observer, tmp_path
 ):

@@ -159,6 +159,40 @@ async def test_finish_is_exactly_once(reserve_job, storage: Storage, quotas) -> 
     assert (usage.used, usage.reserved) == (4, 0)
 
 
+async def test_finish_from_the_job_as_last_seen_reads_it_only_if_it_moved_on(
+    reserve_job, storage: Storage, quotas, monkeypatch
+) -> None:
+    reads = []
+    real_get_job = storage.get_job
+
+    async def counting(job_id):
+        reads.append(job_id)
+        return await real_get_job(job_id)
+
+    monkeypatch.setattr(storage, "get_job", counting)
+    job = await reserve_job(3)
+    await storage.set_request_id(job.id, "r")
+    delivering = await storage.transition(job.id, S.DELIVERING)
+    reads.clear()
+    done = await storage.finish_job(job.id, S.DELIVERED, images_delivered=3, seen=delivering)
+    assert reads == [] and (done.state, done.images_charged, done.settled) == (S.DELIVERED, 3, True)
+
+    # Seen running, but another task moved it to delivering meanwhile: read once, then settled from there.
+    other = await reserve_job(2)
+    await storage.set_request_id(other.id, "r2")
+    running = await storage.transition(other.id, S.RUNNING)
+    await storage.transition(other.id, S.DELIVERING)
+    reads.clear()
+    delivered = await storage.finish_job(other.id, S.DELIVERED, images_delivered=2, seen=running)
+    assert reads == [other.id] and (delivered.state, delivered.images_charged) == (S.DELIVERED, 2)
+
+    # Settled since that sighting: finishing again from it changes nothing and charges nothing twice.
+    again = await storage.finish_job(other.id, S.DELIVERED, images_delivered=2, seen=running)
+    assert again == delivered
+    usage = await quotas.usage(GUILD_ID, USER_ID)
+    assert (usage.used, usage.reserved) == (5, 0)
+
+
 @pytest.mark.parametrize("final", [S.CANCELLED, S.FAILED])
 async def test_unsuccessful_jobs_are_refunded_in_full(reserve_job, storage: Storage, quotas, final) -> None:
     job = await reserve_job(6)

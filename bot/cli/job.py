@@ -312,10 +312,10 @@ async def save_images(job: Job, result: JobResult) -> int:
         async with limit:
             dest = job.out / file_name(rid, index)
             await job.client.download(url, max_bytes=job.settings.download_max_bytes, dest=dest)
-        image = await accept_image(dest)
-        if image is None:
+        accepted = await accept_image(dest)
+        if accepted is None:
             raise NotAnImage(f"image {index} is not a PNG, JPEG or WebP image")
-        return image
+        return accepted[0]
 
     downloads = asyncio.gather(*(fetch(i, url) for i, url in enumerate(urls, 1)), return_exceptions=True)
     interrupted = asyncio.ensure_future(job.interrupts.event.wait())

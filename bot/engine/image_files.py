@@ -30,18 +30,16 @@ def image_suffix(path: Path) -> str | None:
         return None
 
 
-def _accept(path: Path) -> Path | None:
+def _accept(path: Path) -> tuple[Path, int] | None:
     suffix = image_suffix(path)
     if suffix is None:
         path.unlink(missing_ok=True)
         return None
-    if path.suffix.lower() == suffix:
-        return path
-    named = path.with_suffix(suffix)
-    path.replace(named)
-    return named
+    named = path if path.suffix.lower() == suffix else path.replace(path.with_suffix(suffix))
+    return named, named.stat().st_size
 
 
-async def accept_image(path: Path) -> Path | None:
-    """`path`, renamed to the suffix of its real format, or None (and the file removed) if it is not an image."""
+async def accept_image(path: Path) -> tuple[Path, int] | None:
+    """(`path` renamed to the suffix of its real format, its size in bytes), in one trip to a worker thread; None
+    (and the file removed) if it is not an image."""
     return await asyncio.to_thread(_accept, path)

@@ -98,13 +98,13 @@ async def download_images(
             suffix = await asyncio.to_thread(image_suffix, io.BytesIO(data))  # type: ignore[arg-type]
             if suffix is not None:
                 return PreparedImage(index, dest.with_suffix(suffix), len(data), url, data=data)
-            image = None
+            accepted = None
         else:
-            image = await accept_image(dest)
-        if image is None:
+            accepted = await accept_image(dest)
+        if accepted is None:
             log.warning("image %d of job %s is not a PNG, JPEG or WebP image; it is not posted", index, job_id)
             return index
-        size = (await asyncio.to_thread(image.stat)).st_size
+        image, size = accepted
         return PreparedImage(index, image, size, url)
 
     wanted = [(index, url) for index, url in enumerate(urls, start=1) if index > skip_through]

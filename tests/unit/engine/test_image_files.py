@@ -36,6 +36,6 @@ async def test_accept_image_renames_to_the_real_format_and_removes_what_is_not_a
     page = tmp_path / "b.png"
     page.write_bytes(b"<html>nope</html>")
 
-    assert await accept_image(jpeg) == tmp_path / "a.jpg"
+    assert await accept_image(jpeg) == (tmp_path / "a.jpg", len(encoded("JPEG")))
     assert await accept_image(page) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]

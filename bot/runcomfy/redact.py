@@ -17,18 +17,22 @@ def _mask_header(match: re.Match[str]) -> str:
     return f"{prefix}{scheme} {MASK}" if scheme else prefix + MASK
 
 
-_TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
+# (pattern, replacement, guard): a pattern runs only on a text containing its guard (None: on every text), as
+# scanning a log line costs several microseconds a pattern and most lines hold none of these. Every match contains
+# the guard; for a pattern that ignores case it is looked for in the lower-cased text, and has no i, k or s (which
+# the pattern also matches as other characters: dotless ı, the Kelvin sign, long ſ).
+_TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], Any, str | None], ...] = (
     # An Authorization header however rendered: `Authorization: Bot x`, `'authorization': 'Bearer x'`.
-    (re.compile(r"""(?i)(authorization['"]?\s*[:=]\s*['"]?)(?:(bearer|bot)\s+)?[^\s'",;}]+"""), _mask_header),
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + MASK),
+    (re.compile(r"""(?i)(authorization['"]?\s*[:=]\s*['"]?)(?:(bearer|bot)\s+)?[^\s'",;}]+"""), _mask_header, "author"),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + MASK, "bearer"),
     # "Bot <token>" outside a header: only when what follows looks like a token, so "Bot ready" stays readable.
-    (re.compile(r"\b(Bot)\s+[A-Za-z0-9._-]{20,}"), r"\1 " + MASK),
+    (re.compile(r"\b(Bot)\s+[A-Za-z0-9._-]{20,}"), r"\1 " + MASK, "Bot"),
     # A Discord bot token anywhere: three base64url parts joined by dots.
-    (re.compile(r"\b[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{20,}\b"), MASK),
+    (re.compile(r"\b[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{20,}\b"), MASK, None),
     # The password in a URL's user part: `postgresql://user:password@host`.
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@"), r"\1" + MASK + "@"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@"), r"\1" + MASK + "@", "://"),
     # Interaction and webhook tokens in URL paths.
-    (re.compile(r"(/(?:webhooks|interactions)/[^/\s?#'\"]+/)[^/\s?#'\"]+"), r"\1" + MASK),
+    (re.compile(r"(/(?:webhooks|interactions)/[^/\s?#'\"]+/)[^/\s?#'\"]+"), r"\1" + MASK, None),
 )
 
 
@@ -56,8 +60,11 @@ class Redactor:
                 text = text.replace(secret, MASK)
         if self._pieces:
             text = self._mask_pieces(text)
-        for pattern, replacement in _TOKEN_PATTERNS:
-            text = pattern.sub(replacement, text)
+        lower = text.lower()
+        for pattern, replacement, guard in _TOKEN_PATTERNS:
+            if guard is None or guard in (lower if pattern.flags & re.IGNORECASE else text):
+                text = pattern.sub(replacement, text)
+                lower = text.lower()
         return text
 
     def _mask_pieces(self, text: str) -> str:

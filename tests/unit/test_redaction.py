@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -115,3 +116,30 @@ def test_piece_masking_finds_every_piece_a_full_scan_finds():
         secrets = ["".join(rnd.choice("ab") for _ in range(rnd.randint(16, 40))) for _ in range(2)]
         text = "".join(rnd.choice("abc") for _ in range(rnd.randint(0, 120)))
         assert Redactor(secrets)._mask_pieces(text) == full_scan(secrets, text), (secrets, text)
+
+
+def test_every_token_pattern_match_contains_the_guard_that_lets_the_pattern_run():
+    """A pattern skipped for lack of its guard must have had nothing to match: checked on texts built from the
+    pieces the patterns look for, in every case, and the characters re also matches when ignoring case."""
+    from bot.runcomfy.redact import _TOKEN_PATTERNS
+
+    words = ["Authorization", "AUTHORIZATION", "authorızation", "Bearer", "BEARER", "Bot", "bot", "BOT", "://",
+             "postgresql://u:", "@", "/webhooks/1/", "/interactions/2/", ".", "'", '"', ":", "=", " ", "\t",
+             "abcdefghijklmnopqrstuvwxyz", "ABCDE", "x_y-z", "İ", "ı", "K", "ſ"]  # fmt: skip
+    rnd = random.Random(11)
+    matched = 0
+    for _ in range(5000):
+        text = "".join(rnd.choice(words) for _ in range(rnd.randint(1, 12)))
+        for pattern, _, guard in _TOKEN_PATTERNS:
+            if guard is not None and pattern.search(text):
+                matched += 1
+                assert guard in (text.lower() if pattern.flags & re.IGNORECASE else text), (pattern.pattern, text)
+    assert matched > 200  # the texts do exercise the guarded patterns
+
+
+def test_a_log_line_without_tokens_is_left_as_it_is_and_one_with_them_is_masked():
+    redact = Redactor(["sk-abcdefghijklmnopqrstuvwxyz"])
+    line = "2026-11-29T22:00:00.123Z INFO bot.engine.tracker delivered 2 of 2 image(s) job=ab12cd34ef56 request_id=4f1c"
+    assert redact(line) == line
+    leaky = line + " Authorization: Bot MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.discord-secret-part-abcdefghij postgresql://u:pw@h"
+    assert redact(leaky) == line + f" Authorization: Bot {MASK} postgresql://u:{MASK}@h"

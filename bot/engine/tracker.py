@@ -219,8 +219,6 @@ class Tracker:
         if seen.error is not None:
             # The client already retried what is worth retrying; keep the job and look again later.
             self._log_poll_failure(job, seen.error, seen.failures)
-        if seen.result is not None and seen.result.cost_micros is not None:
-            await self._storage.record_cost(job.id, seen.result.cost_micros)
         if seen.end is End.RESULT and seen.result is not None:
             await self._complete(job, seen.result, run)
         elif seen.end is End.CANCELLED:
@@ -281,20 +279,21 @@ class Tracker:
     async def _complete(self, job: Job, result: JobResult, run: RunWatch) -> None:
         """RunComfy's final answer: deliver its images, or end the job as it says."""
         if result.state is RemoteState.CANCELLED:
-            await self._end(job, JobState.CANCELLED)
+            await self._end(job, JobState.CANCELLED, cost_micros=result.cost_micros)
             return
         if result.state is RemoteState.FAILED or not result.image_urls:
             excerpt = shorten(self._redact(result.error or ""), UPSTREAM_EXCERPT_CHARS) or "it returned no images"
-            await self._end(job, JobState.FAILED, f"{GENERATION_FAILED} ({excerpt})")
+            await self._end(job, JobState.FAILED, f"{GENERATION_FAILED} ({excerpt})", result.cost_micros)
             return
         ran = run.run_seconds(self._clock(), self._policy.max_gap)
-        await self._deliver(job, result.image_urls)
+        await self._deliver(job, result.image_urls, result.cost_micros)
         if ran is not None:  # learned after the delivery, which must not wait for it
             await self._run_times.learn(job.options, len(result.image_urls), ran)
 
     # ---- delivery ---------------------------------------------------------------------------
 
-    async def _deliver(self, job: Job, urls: Sequence[str]) -> None:
+    async def _deliver(self, job: Job, urls: Sequence[str], cost: int | None) -> None:
+        """Post the images; RunComfy's `cost` of the job is booked when it is settled."""
         async with self._lock(job.id):
             storage = self._storage
             current = await storage.try_transition(job, JobState.DELIVERING) or await storage.get_job(job.id)
@@ -327,13 +326,13 @@ class Tracker:
         if report.delivered == 0:
             if report.late:
                 limit = duration_text(self._config.job_deadline)
-                await self._end(job, JobState.FAILED, f"the images could not be delivered within {limit}")
+                await self._end(job, JobState.FAILED, f"the images could not be delivered within {limit}", cost)
             elif report.failed:
-                await self._end(job, JobState.FAILED, report.failed)
+                await self._end(job, JobState.FAILED, report.failed, cost)
             else:
-                await self._end(job, JobState.EXPIRED, NOT_DOWNLOADED_MESSAGE)
+                await self._end(job, JobState.EXPIRED, NOT_DOWNLOADED_MESSAGE, cost)
             return
-        job = await self._finish(job, JobState.DELIVERED, images_delivered=report.delivered)
+        job = await self._finish(job, JobState.DELIVERED, images_delivered=report.delivered, cost_micros=cost)
         for_job(log, job).info("delivered %d of %d image(s)", report.delivered, job.images_reserved)
         try:
             await self._observer.delivery_finished(job, report)
@@ -342,13 +341,16 @@ class Tracker:
 
     # ---- endings ---------------------------------------------------------------------------
 
-    async def _finish(self, job: Job, state: JobState, *, images_delivered: int = 0, error: str | None = None) -> Job:
+    async def _finish(
+        self, job: Job, state: JobState, *, images_delivered: int = 0, error: str | None = None, cost_micros: int | None
+    ) -> Job:
         async with self._lock(job.id):
-            storage = self._storage
-            return await storage.finish_job(job.id, state, images_delivered=images_delivered, error=error, seen=job)
+            return await self._storage.finish_job(
+                job.id, state, images_delivered=images_delivered, error=error, seen=job, cost_micros=cost_micros
+            )
 
-    async def _end(self, job: Job, state: JobState, error: str | None = None) -> None:
-        ended = await self._finish(job, state, error=error)
+    async def _end(self, job: Job, state: JobState, error: str | None = None, cost_micros: int | None = None) -> None:
+        ended = await self._finish(job, state, error=error, cost_micros=cost_micros)
         for_job(log, ended).info("ended %s%s", ended.state.value, f" ({error})" if error else "")
         await self._notify(ended)
 

@@ -166,10 +166,11 @@ class Storage:
         images_delivered: int = 0,
         error: str | None = None,
         seen: Job | None = None,
+        cost_micros: int | None = None,
     ) -> Job:
         """End a job and settle its quota, exactly once; see `job_states.finish_job` (`seen`: the job as last seen)."""
         return await job_states.finish_job(
-            self, job_id, final, images_delivered=images_delivered, error=error, seen=seen
+            self, job_id, final, images_delivered=images_delivered, error=error, seen=seen, cost_micros=cost_micros
         )
 
     async def unknown_outcome_jobs(self, guild_id: int, limit: int = 10) -> list[Job]:

@@ -194,13 +194,14 @@ async def finish_job(
     images_delivered: int = 0,
     error: str | None = None,
     seen: Job | None = None,
+    cost_micros: int | None = None,
 ) -> Job:
     """End a job and settle its quota in one statement: charge what was delivered, give back the rest.
 
     Only a delivered job is charged (at most what it reserved). Exactly once: on a job already settled
-    this changes nothing and returns it as it is. A job whose cost RunComfy did not give (`record_cost`) gets
-    an estimate, marked as one: images posted x its quoted price; for an unknown outcome, the images asked
-    (it may have been billed).
+    this changes nothing and returns it as it is. `cost_micros` is what RunComfy says the job cost, kept with
+    it; a job whose cost RunComfy did not give (here or by `record_cost`) gets an estimate, marked as one:
+    images posted x its quoted price; for an unknown outcome, the images asked (it may have been billed).
 
     `seen` is the job as the caller last saw it: the update is tried from its state without reading the job
     first, and the job is read only if it has moved on since.
@@ -208,8 +209,8 @@ async def finish_job(
     final = JobState(final)
     if not final.terminal:
         raise ValueError(f"{final.value} is not a final state: use transition")
-    if images_delivered < 0:
-        raise ValueError("images_delivered must be >= 0")
+    if images_delivered < 0 or (cost_micros is not None and cost_micros < 0):
+        raise ValueError("images_delivered and cost_micros must be >= 0")
     job = seen if seen is not None and seen.id == job_id and not seen.settled else None
     while True:
         if job is None or not can_transition(job.state, final):
@@ -224,14 +225,15 @@ async def finish_job(
             f"""UPDATE jobs SET state = :final, images_delivered = :delivered, images_charged = :charged,
                     settled = 1, queue_position = NULL, error = coalesce(:error, error),
                     updated_at = :now, finished_at = :now,
-                    cost_micros = coalesce(cost_micros, :billable * price_micros),
-                    cost_estimated = CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END
+                    cost_micros = coalesce(CAST(:cost AS BIGINT), cost_micros, :billable * price_micros),
+                    cost_estimated = CASE WHEN coalesce(CAST(:cost AS BIGINT), cost_micros) IS NULL THEN 1 ELSE 0 END
                 WHERE id = :id AND state = :old AND settled = 0 RETURNING {JOB_COLUMNS}""",
             {
                 "final": final.value,
                 "delivered": images_delivered,
                 "charged": charged,
                 "billable": billable,
+                "cost": cost_micros,
                 "error": error,
                 "now": now,
                 "id": job_id,

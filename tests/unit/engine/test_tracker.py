@@ -5,6 +5,7 @@ A real database; RunComfy is a scripted stand-in, so each situation is exact; th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from collections import deque
@@ -275,28 +276,35 @@ async def test_a_job_followed_from_submission_to_delivery_is_never_read_back(
     storage, reserve_job, storage_clock, observer, tmp_path, monkeypatch
 ):
     """The tracker moves the job on from the state it last saw: queued, running, delivering and delivered are
-    one write each, with no read of the job's row before them."""
+    one write each, with no read of the job's row before them; RunComfy's cost is booked by the last one."""
     job = await submitted_job(storage, reserve_job)
-    runcomfy = ScriptedRunComfy(
-        [status(RemoteState.QUEUED, 2), status(RemoteState.RUNNING)], [result(RemoteState.COMPLETED, 2)]
-    )
+    completed = dataclasses.replace(result(RemoteState.COMPLETED, 2), cost_micros=61_000)
+    runcomfy = ScriptedRunComfy([status(RemoteState.QUEUED, 2), status(RemoteState.RUNNING)], [completed])
     tracker = Tracker(storage, runcomfy, observer, config(tmp_path, position_write_interval=0), clock=storage_clock)
-    job_reads = []
-    real_get_job = storage.get_job
+    job_reads, job_writes = [], []
+    real_get_job, real_write = storage.get_job, storage.write
 
-    async def counting(job_id):
+    async def counting_reads(job_id):
         job_reads.append(job_id)
         return await real_get_job(job_id)
 
-    monkeypatch.setattr(storage, "get_job", counting)
+    async def counting_writes(sql, parameters=()):
+        if "UPDATE jobs" in sql:
+            job_writes.append(sql)
+        return await real_write(sql, parameters)
+
+    monkeypatch.setattr(storage, "get_job", counting_reads)
+    monkeypatch.setattr(storage, "write", counting_writes)
     tracker.follow(job)
     await eventually(lambda: JobState.DELIVERED in observer.states)
     await tracker.close()
     monkeypatch.undo()
 
     assert job_reads == []
+    assert len(job_writes) == 4
     done = await storage.get_job(job.id)
     assert done.state is JobState.DELIVERED and done.images_charged == 2 and observer.posted == [[1, 2]]
+    assert (done.cost_micros, done.cost_estimated) == (61_000, False)
     assert observer.states == [JobState.QUEUED, JobState.RUNNING, JobState.DELIVERING, JobState.DELIVERED]
 
 

@@ -52,6 +52,18 @@ async def test_a_job_keeps_its_quoted_price_and_runcomfys_cost(storage, priced):
     assert (await storage.get_job(job.id)).cost_micros == 61_000
 
 
+@pytest.mark.parametrize("final", [JobState.DELIVERED, JobState.FAILED])
+async def test_runcomfys_cost_can_be_booked_with_the_settlement(storage, priced, final):
+    job = await submitted(storage, await reserve(priced, 3))
+    await storage.transition(job.id, JobState.DELIVERING)
+    ended = await storage.finish_job(job.id, final, images_delivered=2, cost_micros=58_000)
+    assert (ended.cost_micros, ended.cost_estimated, ended.settled) == (58_000, False, True)
+    again = await storage.finish_job(job.id, final, images_delivered=2, cost_micros=1)  # settled: nothing changes
+    assert again.cost_micros == 58_000
+    with pytest.raises(ValueError):
+        await storage.finish_job(job.id, final, cost_micros=-1)
+
+
 @pytest.mark.parametrize(
     ("final", "delivered", "estimate"),
     [(JobState.DELIVERED, 2, 2 * PRICE), (JobState.FAILED, 0, 0), (JobState.CANCELLED, 0, 0), (JobState.UNKNOWN, 0,

@@ -1,11 +1,13 @@
 """How long RunComfy takes per image, learned from finished jobs, per mode and image size.
 
 Kept in memory and in the database's `meta` table (key `run_time:<mode>:<image size>`, a small JSON
-value), so a restart does not start from scratch. A run is timed from the estimated start (between
-the last poll that saw the job queued and the first that saw it running) to the estimated end
-(between the last poll that saw it running and the one that saw it done); only runs whose start was
-seen are learned. Each time moves the estimate by `ALPHA` of the difference (an exponential
-average), and the relative spread of runs around it is learned the same way.
+value), so a restart does not start from scratch: written after each of the first `SAVED_RUNS` runs of a
+kind and the first run this process learns, then at most every `SAVE_INTERVAL` seconds (a restart loses at
+most that much learning). A run is timed from the estimated start (between the last poll that saw the job
+queued and the first that saw it running) to the estimated end (between the last poll that saw it running
+and the one that saw it done); only runs whose start was seen are learned. Each time moves the estimate by
+`ALPHA` of the difference (an exponential average), and the relative spread of runs around it is learned the
+same way.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +28,8 @@ PRIOR_SPREAD = 0.3  # until runs are learned, expect them within ±30 %
 ALPHA = 0.3
 SPREAD_FACTOR = 2.5  # the spread covers 2.5 times the mean relative deviation
 NOISE_SECONDS = 0.6  # deviations below this come from the poll timing, not from RunComfy
+SAVED_RUNS = 5
+SAVE_INTERVAL = 30.0
 _KEY = "run_time:{mode}:{size}"
 _BOUNDS = (0.05, 600.0)  # seconds per image believed at all
 
@@ -53,8 +58,10 @@ def _extra(mode: str) -> float:
 class RunTimes:
     """Expected run times. `expect` is synchronous (from memory); `learn` writes through to the store."""
 
-    def __init__(self, store: MetaStore | None = None) -> None:
+    def __init__(self, store: MetaStore | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
+        self._clock = clock
+        self._saved_at: dict[tuple[str, str], float] = {}
         self._known: dict[tuple[str, str], Estimate] = {}
         self._loaded: set[tuple[str, str]] = set()
 
@@ -95,7 +102,10 @@ class RunTimes:
             old.runs + 1,
         )
         self._known[kind] = new
-        if self._store is not None:
+        now = self._clock()
+        due = new.runs <= SAVED_RUNS or now - self._saved_at.get(kind, -math.inf) >= SAVE_INTERVAL
+        if self._store is not None and due:
+            self._saved_at[kind] = now
             value = {"seconds_per_image": round(new.seconds_per_image, 4), "spread": round(new.spread, 4),
                      "runs": new.runs}  # fmt: skip
             try:

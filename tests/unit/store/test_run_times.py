@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.store.run_times import PRIOR_SPREAD, RunTimes
+from bot.store.run_times import PRIOR_SPREAD, SAVE_INTERVAL, SAVED_RUNS, RunTimes
 
 FAST_16_9 = {"mode": "fast", "aspect": "2560:1440 (16:9)"}
 FAST_1_1 = {"mode": "fast", "aspect": "2048:2048 (1:1)"}
@@ -73,3 +73,35 @@ async def test_loading_reads_the_database_once_per_kind_of_job(storage):
     for _ in range(3):
         await times.load(FAST_16_9)
     assert len(reads) == 1
+
+
+async def test_after_its_first_runs_a_kind_is_written_at_most_every_save_interval(storage):
+    writes = []
+    real = storage.set_meta
+
+    async def counting(key, value):
+        writes.append(value)
+        await real(key, value)
+
+    storage.set_meta = counting
+    now = [0.0]
+    times = RunTimes(storage, clock=lambda: now[0])
+    for _ in range(SAVED_RUNS):
+        await times.learn(FAST_16_9, 2, 10.0)
+    assert len(writes) == SAVED_RUNS
+    for _ in range(20):  # many finished jobs within a few seconds: kept in memory only
+        now[0] += 0.5
+        await times.learn(FAST_16_9, 2, 6.0)
+    assert len(writes) == SAVED_RUNS
+    now[0] += SAVE_INTERVAL
+    await times.learn(FAST_16_9, 2, 6.0)
+    assert len(writes) == SAVED_RUNS + 1
+
+    restarted = RunTimes(storage)
+    await restarted.load(FAST_16_9)
+    assert restarted.expect(FAST_16_9, 2) == pytest.approx(times.expect(FAST_16_9, 2), abs=1e-3)
+    assert restarted.estimate(FAST_16_9).runs == SAVED_RUNS + 21
+
+    # A process that starts from a well-learned estimate writes its first run at once.
+    await restarted.learn(FAST_16_9, 2, 6.0)
+    assert len(writes) == SAVED_RUNS + 2

@@ -303,13 +303,15 @@ async def post_set(
     concurrency: int,
     retry_pause: float,
     time_left: float | None = None,
+    fresh: bool = False,
 ) -> DeliveryReport:
     """Download what is not posted yet of a job's set and post it through `observer` (see observer.JobObserver).
 
-    Progress lives in `meta`, so a restart goes on after the last image posted.
+    Progress lives in `meta`, so a restart goes on after the last image posted. `fresh`: the job has just
+    begun delivering (it was in another state), so there is no progress to read.
     """
     key = f"delivery:{job.id}"
-    progress = DeliveryProgress.from_json(await meta.get_meta(key))
+    progress = DeliveryProgress() if fresh else DeliveryProgress.from_json(await meta.get_meta(key))
     if len(urls) > job.images_reserved:
         log.warning("job %s: RunComfy listed %d images for %d asked; only the first %d are posted",
                     job.id, len(urls), job.images_reserved, job.images_reserved)  # fmt: skip

@@ -296,7 +296,10 @@ class Tracker:
         """Post the images; RunComfy's `cost` of the job is booked when it is settled."""
         async with self._lock(job.id):
             storage = self._storage
-            current = await storage.try_transition(job, JobState.DELIVERING) or await storage.get_job(job.id)
+            moved = await storage.try_transition(job, JobState.DELIVERING)
+            # Moved in from another state: no delivery of it began before, so it has no saved progress to read.
+            fresh = moved is not None and job.state is not JobState.DELIVERING
+            current = moved or await storage.get_job(job.id)
             if current is None or current.state.terminal:
                 return
             if current.state is not JobState.DELIVERING:
@@ -316,6 +319,7 @@ class Tracker:
                 urls,
                 folder,
                 meta=self._storage,
+                fresh=fresh,
                 max_bytes=self._config.download_max_bytes,
                 concurrency=self._config.download_concurrency,
                 retry_pause=self._config.poll_interval,

@@ -276,13 +276,19 @@ async def test_a_job_followed_from_submission_to_delivery_is_never_read_back(
     storage, reserve_job, storage_clock, observer, tmp_path, monkeypatch
 ):
     """The tracker moves the job on from the state it last saw: queued, running, delivering and delivered are
-    one write each, with no read of the job's row before them; RunComfy's cost is booked by the last one."""
+    one write each, with no read of the job's row before them (nor of a delivery's progress, as none can have
+    been saved); RunComfy's cost is booked by the last one."""
     job = await submitted_job(storage, reserve_job)
     completed = dataclasses.replace(result(RemoteState.COMPLETED, 2), cost_micros=61_000)
     runcomfy = ScriptedRunComfy([status(RemoteState.QUEUED, 2), status(RemoteState.RUNNING)], [completed])
     tracker = Tracker(storage, runcomfy, observer, config(tmp_path, position_write_interval=0), clock=storage_clock)
     job_reads, job_writes = [], []
-    real_get_job, real_write = storage.get_job, storage.write
+    real_get_job, real_write, real_get_meta = storage.get_job, storage.write, storage.get_meta
+
+    async def counting_meta(key):
+        if key.startswith("delivery:"):
+            job_reads.append(key)
+        return await real_get_meta(key)
 
     async def counting_reads(job_id):
         job_reads.append(job_id)
@@ -295,6 +301,7 @@ async def test_a_job_followed_from_submission_to_delivery_is_never_read_back(
 
     monkeypatch.setattr(storage, "get_job", counting_reads)
     monkeypatch.setattr(storage, "write", counting_writes)
+    monkeypatch.setattr(storage, "get_meta", counting_meta)
     tracker.follow(job)
     await eventually(lambda: JobState.DELIVERED in observer.states)
     await tracker.close()

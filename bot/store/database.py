@@ -182,14 +182,6 @@ class Storage:
         )
         return [Job.from_row(row) for row in rows]
 
-    async def record_cost(self, job_id: str, cost_micros: int) -> None:
-        """Keep what RunComfy says a job cost; once settled, a job's cost no longer changes."""
-        if cost_micros < 0:
-            raise ValueError("cost_micros must be >= 0")
-        await self.write(
-            "UPDATE jobs SET cost_micros = ?, cost_estimated = 0 WHERE id = ? AND settled = 0", (cost_micros, job_id)
-        )
-
     async def set_reply(
         self,
         job_id: str,

@@ -200,8 +200,8 @@ async def finish_job(
 
     Only a delivered job is charged (at most what it reserved). Exactly once: on a job already settled
     this changes nothing and returns it as it is. `cost_micros` is what RunComfy says the job cost, kept with
-    it; a job whose cost RunComfy did not give (here or by `record_cost`) gets an estimate, marked as one:
-    images posted x its quoted price; for an unknown outcome, the images asked (it may have been billed).
+    it; a job whose cost RunComfy did not give gets an estimate, marked as one: images posted x its quoted
+    price; for an unknown outcome, the images asked (it may have been billed).
 
     `seen` is the job as the caller last saw it: the update is tried from its state without reading the job
     first, and the job is read only if it has moved on since.

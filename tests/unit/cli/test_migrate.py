@@ -36,10 +36,11 @@ async def fill(path: Path) -> None:
             job = await quotas.reserve(GUILD, user, (), images, channel_id=1, options={"prompt": "p", "n": images})
             await storage.mark_submitting(job.id)
             await storage.set_request_id(job.id, f"req-{job.id}")
-            if images != 2:
-                await storage.record_cost(job.id, 10_000 * images)
             await storage.transition(job.id, JobState.DELIVERING)
-            await storage.finish_job(job.id, JobState.DELIVERED, images_delivered=images - (images == 4))
+            cost = 10_000 * images if images != 2 else None
+            await storage.finish_job(
+                job.id, JobState.DELIVERED, images_delivered=images - (images == 4), cost_micros=cost
+            )
             clock.advance(60)
         await quotas.reserve(GUILD, 7, (ROLE,), 6, channel_id=1, options={"prompt": "still running"})
         await quotas.reserve(GUILD, 7, (ROLE,), 1, channel_id=1, options={"prompt": "same instant"})

@@ -29,10 +29,10 @@ async def finished_job(storage, quotas, guild, user, images, *, cost=None, deliv
     job = await quotas.reserve(guild, user, (), images, channel_id=1, options={"prompt": "p", "images": images})
     await storage.mark_submitting(job.id)
     await storage.set_request_id(job.id, f"req-{job.id}")
-    if cost is not None:
-        await storage.record_cost(job.id, cost)
     await storage.transition(job.id, JobState.DELIVERING)
-    await storage.finish_job(job.id, JobState.DELIVERED, images_delivered=images if delivered is None else delivered)
+    await storage.finish_job(
+        job.id, JobState.DELIVERED, images_delivered=images if delivered is None else delivered, cost_micros=cost
+    )
 
 
 @pytest.fixture

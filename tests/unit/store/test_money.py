@@ -37,19 +37,16 @@ async def submitted(storage, job):
     return await storage.set_request_id(job.id, f"req-{job.id}")
 
 
-async def deliver(storage, job, images):
+async def deliver(storage, job, images, cost=None):
     await storage.transition(job.id, JobState.DELIVERING)
-    return await storage.finish_job(job.id, JobState.DELIVERED, images_delivered=images)
+    return await storage.finish_job(job.id, JobState.DELIVERED, images_delivered=images, cost_micros=cost)
 
 
 async def test_a_job_keeps_its_quoted_price_and_runcomfys_cost(storage, priced):
     job = await submitted(storage, await reserve(priced, 3))
     assert job.price_micros == PRICE
-    await storage.record_cost(job.id, 61_000)
-    ended = await deliver(storage, job, 2)
-    assert (ended.cost_micros, ended.cost_estimated) == (61_000, False)
-    await storage.record_cost(job.id, 5)  # settled: the cost no longer changes
-    assert (await storage.get_job(job.id)).cost_micros == 61_000
+    ended = await deliver(storage, job, 2, cost=61_000)
+    assert (ended.price_micros, ended.cost_micros, ended.cost_estimated) == (PRICE, 61_000, False)
 
 
 @pytest.mark.parametrize("final", [JobState.DELIVERED, JobState.FAILED])
@@ -91,8 +88,7 @@ async def test_a_dollar_budget_counts_quoted_reservations_and_booked_costs(stora
     assert isinstance(refusal, OverBudget) and (refusal.budget, refusal.left, refusal.wanted) == (6, 3, 4)
     text = quota_refusal(refused.value.refusal)
     assert "3 images left" in text and "$" not in text  # members see images
-    await storage.record_cost(first.id, 150_000)  # RunComfy billed more than quoted
-    await deliver(storage, first, 3)
+    await deliver(storage, first, 3, cost=150_000)  # RunComfy billed more than quoted
     assert await priced.guild_spend(GUILD_ID) == (150_000, 0)
     with pytest.raises(QuotaRefused):
         await reserve(priced, 2, user_id=USER_ID + 1)  # 0.15 + 0.06 > 0.20
@@ -139,8 +135,7 @@ async def test_images_and_dollars_both_cap(storage, priced):
 async def test_spend_and_top_spenders_split_actual_and_estimated(storage, priced, storage_clock):
     money = MoneyStore(storage)
     a = await submitted(storage, await reserve(priced, 3, user_id=1))
-    await storage.record_cost(a.id, 95_000)
-    await deliver(storage, a, 3)
+    await deliver(storage, a, 3, cost=95_000)
     b = await submitted(storage, await reserve(priced, 2, user_id=2))
     await deliver(storage, b, 2)  # no cost: estimated 0.06
     await reserve(priced, 4, user_id=2)  # unfinished: holds 0.12

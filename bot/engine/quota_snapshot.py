@@ -35,6 +35,7 @@ SNAPSHOT_SQL = f"""
       FROM jobs WHERE guild_id = :guild AND user_id = :user AND {UNFINISHED_SQL}
 """
 
+
 def role_list(role_ids: Iterable[int]) -> frozenset[int]:
     return frozenset(int(role) for role in role_ids)
 

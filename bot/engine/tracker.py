@@ -303,7 +303,7 @@ class Tracker:
             if current is None or current.state.terminal:
                 return
             if current.state is not JobState.DELIVERING:
-                current = await self._storage.transition(job.id, JobState.DELIVERING)
+                current = await storage.transition(job.id, JobState.DELIVERING)
         job = current
         await self._notify(job)
 
@@ -346,7 +346,13 @@ class Tracker:
     # ---- endings ---------------------------------------------------------------------------
 
     async def _finish(
-        self, job: Job, state: JobState, *, images_delivered: int = 0, error: str | None = None, cost_micros: int | None
+        self,
+        job: Job,
+        state: JobState,
+        *,
+        images_delivered: int = 0,
+        error: str | None = None,
+        cost_micros: int | None = None,
     ) -> Job:
         async with self._lock(job.id):
             return await self._storage.finish_job(

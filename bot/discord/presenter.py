@@ -188,7 +188,11 @@ class DiscordPresenter:
                 self._finished.popitem(last=False)
 
     async def _show(self, job: Job, view: StatusView) -> None:
-        embed, buttons = status_embed(view), _buttons(job, view, self._language(job))
+        slot = self._slots.get(job.id)
+        if slot is not None:
+            embed, buttons = slot.message(view, self._language(job))
+        else:
+            embed, buttons = status_embed(view), _buttons(job, view, self._language(job))
         if job.reply_message_id is not None and self._reply_usable(job):
             try:
                 async with _reply_errors():

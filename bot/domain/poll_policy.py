@@ -9,9 +9,9 @@ Pure arithmetic, for the poll loop (`bot.engine.polling`) the bot's tracker and 
   carries the images, so the finish costs no extra request. The run time is expected from finished
   jobs (`bot.store.run_times`): the policy sleeps until a window before the expected end, approaches it in
   shrinking steps, polls every `fine` seconds around it, and backs off again (a quarter of the time
-  overdue) if the job runs long. The window is `lead` seconds (the start is only known to about half
-  a position-1 poll) plus `spread` (the learned relative variation of run times, at least
-  `min_spread`) of the expected run. Inside it no pause is longer than `max_gap`.
+  overdue) if the job runs long. The window is `lead` seconds plus `spread` (the learned relative
+  variation of run times, at least `min_spread`) of the expected run: together they cover the start,
+  known only to about half a position-1 poll. Inside it no pause is longer than `max_gap`.
 - Anything else (just submitted, an unknown status): `interval`.
 """
 
@@ -45,8 +45,8 @@ class PollPolicy:
     max_interval: float = 15.0  # POLL_MAX_INTERVAL_SECONDS
     front: float = 1.0  # position 1
     fine: float = 0.2  # around the expected end
-    lead: float = 0.6  # seconds of the window before the expected end, however exact the estimate
-    approach: float = 0.6  # inside the window, wait this share of the time left
+    lead: float = 0.4  # seconds of the window before the expected end, however exact the estimate
+    approach: float = 0.7  # inside the window, wait this share of the time left
     overdue: float = 0.25  # past the expected end, wait this share of the time overdue
     min_spread: float = 0.1
     max_spread: float = 0.4

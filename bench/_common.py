@@ -336,7 +336,7 @@ def bot_environment(discord_fake: FakeDiscord, runcomfy: FakeRunComfy, folder: P
     """The environment of the bot process: production settings pointed at the fakes, plus `settings`."""
     env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if key in os.environ}
     env.update(
-        PYTHONPATH=str(REPO_ROOT),
+        PYTHONPATH=os.pathsep.join(filter(None, (str(REPO_ROOT), os.environ.get("BENCH_EXTRA_PYTHONPATH")))),
         PYTHONUNBUFFERED="1",
         DISCORD_TOKEN=discord_fake.token,
         DISCORD_API_BASE_URL=discord_fake.api_url,

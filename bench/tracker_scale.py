@@ -1,12 +1,13 @@
 """Benchmark: 1,000 concurrent jobs followed by one bot process: its CPU time and RSS, and exact-once delivery.
 
     python bench/tracker_scale.py [--jobs 1000] [--rate 50] [--queue 40,70] [--images 1,4] [--image-kb 32]
+                                  [--set NAME=VALUE ...]
 
-The bot runs in its own process (psutil measures it alone) with the default poll and edit settings and a generous
-quota. `/imagine` commands arrive at --rate per second, each from its own member; the fake RunComfy queues every
-job for a random --queue time (so all of them are in flight together once the last one is submitted), its queue
-position counting down, then runs it 2 s per image. Outputs are small PNGs (--image-kb): the memory of big images
-is measured by bench/delivery_memory.py.
+The bot runs in its own process (psutil measures it alone) with the default poll and edit settings (or those given
+with --set, to measure a trade-off) and a generous quota. `/imagine` commands arrive at --rate per second, each
+from its own member; the fake RunComfy queues every job for a random --queue time (so all of them are in flight
+together once the last one is submitted), its queue position counting down, then runs it 2 s per image. Outputs
+are small PNGs (--image-kb): the memory of big images is measured by bench/delivery_memory.py.
 
 Every job must be delivered exactly once: each of its images posted in one message, no image twice, no job
 missing; the database must end with every job `delivered`. Targets: zero missed or duplicated, peak RSS <= 100 MiB,
@@ -49,6 +50,13 @@ SECONDS_PER_IMAGE = 2.0
 QUEUE_SECONDS_PER_POSITION = 2.0
 PROMPT = "a lighthouse in a storm, ref {tag}"
 TAG = re.compile(r"ref (S\d+)")
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def _range(text: str, kind: type) -> tuple:
@@ -107,7 +115,7 @@ def _requests_per_job(world: World) -> dict[str, float]:
 async def _run(args: argparse.Namespace) -> dict[str, object]:
     rng = random.Random(args.seed)
     await asyncio.gather(*(asyncio.to_thread(make_png, args.image_kb * 1024, i) for i in range(1, args.images[1] + 1)))
-    async with bench_world() as world:
+    async with bench_world(settings=dict(args.set)) as world:
         await asyncio.sleep(1.0)
         idle_rss = world.bot.rss()
         phases = Phases(world)
@@ -193,10 +201,15 @@ def main() -> int:
     parser.add_argument("--images", type=lambda t: _range(t, int), default=(1, 4), help="min,max images per job")
     parser.add_argument("--image-kb", type=int, default=32, help="size of each output PNG")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--set", action="append", default=[], type=_setting, metavar="NAME=VALUE",
+        help="a bot setting instead of its default, e.g. STATUS_QUEUE_EDIT_INTERVAL_SECONDS=30",
+    )  # fmt: skip
     args = parser.parse_args()
     print(
         f"{args.jobs} jobs at {args.rate:g}/s | queue {args.queue[0]:g}-{args.queue[1]:g} s | "
-        f"{args.images[0]}-{args.images[1]} images, 2 s each, {args.image_kb} KiB PNGs | default poll settings"
+        f"{args.images[0]}-{args.images[1]} images, 2 s each, {args.image_kb} KiB PNGs | "
+        + (" ".join(f"{k}={v}" for k, v in args.set) or "default poll and edit settings")
     )
     r = run(_run(args))
     peak = mib(r["peak_rss"])

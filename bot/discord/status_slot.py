@@ -6,7 +6,7 @@ goes out at the normal pace, at once if the last edit is old enough. The "upload
 only if the delivery lasts longer than half an interval: a short one goes straight to "Done", which
 would otherwise have to wait a whole interval behind it.
 
-The embed and the buttons of the last edit are kept: a queued job's buttons are the same at every edit.
+The buttons of the last edit are kept: a queued job's buttons are the same at every edit.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ class StatusSlot:
     next_edit: float = float("-inf")
     delivering_since: float | None = None
     rendered: tuple[Job, tuple[str, ...], str, StatusView] | None = None  # the last render, and what it was of
-    embedded: tuple[StatusView, discord.Embed] | None = None  # the last view shown, as an embed
     buttons: tuple[tuple[bool, bool, str], discord.ui.View | None] | None = None  # the last buttons, and their kind
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the editor while it waits for its turn
     task: asyncio.Task[None] | None = None
@@ -59,14 +58,12 @@ class StatusSlot:
         return view
 
     def message(self, view: StatusView, language: str) -> tuple[discord.Embed, discord.ui.View | None]:
-        """The embed and the buttons that show `view` in `language`, built again only when they change."""
-        if self.embedded is None or self.embedded[0] is not view:
-            self.embedded = (view, status_embed(view))
+        """The embed and the buttons that show `view` in `language`; the buttons are built again only on a change."""
         kind = (view.cancellable, view.finished, language)
         if self.buttons is None or self.buttons[0] != kind:
             buttons = job_view(self.latest.id, cancellable=view.cancellable, finished=view.finished, language=language)
             self.buttons = (kind, buttons)
-        return self.embedded[1], self.buttons[1]
+        return status_embed(view), self.buttons[1]
 
     def due(self, interval: float, queue_interval: float) -> float:
         """When the latest job may be shown (monotonic time)."""

@@ -188,11 +188,7 @@ class DiscordPresenter:
                 self._finished.popitem(last=False)
 
     async def _show(self, job: Job, view: StatusView) -> None:
-        slot = self._slots.get(job.id)
-        if slot is not None:
-            embed, buttons = slot.message(view, self._language(job))
-        else:
-            embed, buttons = status_embed(view), _buttons(job, view, self._language(job))
+        embed, buttons = self._slots[job.id].message(view, self._language(job))  # called by _run: the slot is there
         if job.reply_message_id is not None and self._reply_usable(job):
             try:
                 async with _reply_errors():
